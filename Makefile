@@ -1,0 +1,103 @@
+# mautic-operator. `make demo` runs the main job on a local control plane; `make test` runs every
+# test. Both set up everything they need on a fresh machine (see hack/controlplane.sh).
+
+IMG ?= ghcr.io/mautic-operator/mautic-operator:dev
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mautic-operator
+BIN_DIR ?= $(CACHE_DIR)/bin
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+CONTROLLER_GEN ?= $(BIN_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+KUBECTL ?= kubectl
+GO_TEST_FLAGS ?= -count=1
+export MAUTIC_OPERATOR_CACHE := $(CACHE_DIR)
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the markers in api/ and internal/.
+	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: controlplane
+controlplane: ## Build kube-apiserver and etcd from pinned Go modules into the cache (first use only).
+	@hack/controlplane.sh >/dev/null
+
+.PHONY: test
+test: controlplane ## Run every test: unit, client against the Mautic test server, envtest controller tests and e2e.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./... 
+
+.PHONY: test-e2e
+test-e2e: controlplane ## Run the end-to-end suite: the manager binary against the local control plane.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+.PHONY: bench
+bench: ## Run the benchmarks.
+	go test -run '^$$' -bench . -benchmem ./...
+
+.PHONY: verify
+verify: manifests generate ## Regenerate and fail when generated files are stale.
+	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+		echo "Generated files are stale: run 'make manifests generate' and commit:"; \
+		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; \
+	fi
+	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
+	go vet ./...
+
+##@ Run
+
+.PHONY: demo
+demo: controlplane build ## Local control plane + Mautic test server + manager binary; apply config/samples and show the result.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/demo
+
+.PHONY: build
+build: ## Build the manager binary.
+	go build -o bin/manager ./cmd/manager
+
+.PHONY: run
+run: ## Run the manager against the cluster of the current kubeconfig.
+	go run ./cmd/manager
+
+.PHONY: build-installer
+build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager).
+	mkdir -p dist
+	$(KUBECTL) kustomize config/default > dist/install.yaml
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRD into the cluster of the current kubeconfig.
+	$(KUBECTL) apply --server-side -k config/crd
+
+.PHONY: uninstall
+uninstall: ## Remove the CRD (and every MauticConnection) from the cluster.
+	$(KUBECTL) delete -k config/crd --ignore-not-found
+
+.PHONY: deploy
+deploy: manifests ## Deploy the operator with image IMG to the cluster of the current kubeconfig.
+	cd config/manager && $(KUBECTL) kustomize . >/dev/null
+	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" | $(KUBECTL) apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: ## Remove the operator from the cluster.
+	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+$(CONTROLLER_GEN):
+	mkdir -p $(BIN_DIR)
+	cd hack/tools && go build -o $(CONTROLLER_GEN) sigs.k8s.io/controller-tools/cmd/controller-gen
+
+.PHONY: help
+help: ## Show the targets.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_-]+:.*?##/ { printf "  %-16s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)

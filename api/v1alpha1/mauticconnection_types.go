@@ -1,0 +1,269 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Grant is how the operator authenticates to Mautic.
+// +kubebuilder:validation:Enum=ClientCredentials;Basic
+type Grant string
+
+const (
+	// GrantClientCredentials uses OAuth2 client credentials (a Mautic API client created by an admin, Mautic 4.0+).
+	GrantClientCredentials Grant = "ClientCredentials"
+	// GrantBasic uses HTTP Basic auth with a Mautic username and password (Basic auth enabled in Mautic's API settings).
+	GrantBasic Grant = "Basic"
+)
+
+// Keys read from the credentials Secret.
+const (
+	// ClientIDKey holds the OAuth2 client id (ClientCredentials).
+	ClientIDKey = "client_id"
+	// ClientSecretKey holds the OAuth2 client secret (ClientCredentials).
+	ClientSecretKey = "client_secret"
+	// UsernameKey holds the Mautic username (Basic).
+	UsernameKey = "username"
+	// PasswordKey holds the Mautic password (Basic).
+	PasswordKey = "password"
+	// CACertKey holds the PEM bundle in the Secret named by spec.tls.caSecretRef.
+	CACertKey = "ca.crt"
+)
+
+// Keys of the token Secret that workloads mount.
+const (
+	// AccessTokenKey holds the bare access token (absent for Basic).
+	AccessTokenKey = "access_token"
+	// AuthorizationKey holds the full Authorization header value: "Bearer <token>" or "Basic <base64>".
+	AuthorizationKey = "authorization"
+	// TokenTypeKey holds "bearer" or "basic".
+	TokenTypeKey = "token_type"
+	// ExpiresAtKey holds the token's expiry in RFC 3339 UTC (absent for Basic).
+	ExpiresAtKey = "expires_at"
+	// URLKey holds the normalised Mautic base URL.
+	URLKey = "url"
+)
+
+// Labels and annotations the operator reads or writes.
+const (
+	// ManagedByLabel marks every Secret the operator writes; the manager caches only Secrets carrying it.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	// ManagedByValue is the value of ManagedByLabel.
+	ManagedByValue = "mautic-operator"
+	// ConnectionLabel names the MauticConnection that owns a Secret.
+	ConnectionLabel = "auth.mautic-operator.dev/connection"
+	// RefreshRequestedAtAnnotation on a MauticConnection requests a new token; any new value triggers one refresh.
+	RefreshRequestedAtAnnotation = "auth.mautic-operator.dev/refresh-requested-at"
+)
+
+// SecretReference names a Secret in the MauticConnection's own namespace.
+type SecretReference struct {
+	// name is the Secret's name, in the same namespace as the MauticConnection.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// SecretTemplate holds metadata copied onto the token Secret.
+type SecretTemplate struct {
+	// labels are added to the token Secret. Changing them never mints a new token.
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
+	// annotations are added to the token Secret. Changing them never mints a new token.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// TokenSecretSpec describes the Secret workloads mount.
+type TokenSecretSpec struct {
+	// name of the token Secret; defaults to "<metadata.name>-token".
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name,omitempty"`
+	// template holds labels and annotations for the token Secret.
+	// +optional
+	Template *SecretTemplate `json:"template,omitempty"`
+}
+
+// RefreshSpec says how early a token is renewed. Set at most one field; the default is renewBeforePercentage 33.
+// +kubebuilder:validation:XValidation:rule="!(has(self.renewBefore) && has(self.renewBeforePercentage))",message="set either spec.refresh.renewBefore or spec.refresh.renewBeforePercentage, not both"
+type RefreshSpec struct {
+	// renewBefore refreshes the token this long before it expires, e.g. 10m. When it is not shorter
+	// than the token's lifetime, the default percentage applies instead.
+	// +optional
+	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+	// renewBeforePercentage refreshes the token when this percentage of its lifetime is left (1 to 90; default 33).
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=90
+	RenewBeforePercentage *int32 `json:"renewBeforePercentage,omitempty"`
+}
+
+// VerifySpec proves a new token works against Mautic's API.
+type VerifySpec struct {
+	// path is an authenticated API path called with the new token; default /api/users/self (needs no permission).
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/api/') && !self.contains('?') && !self.contains('#')",message="spec.verify.path must be a Mautic API path such as /api/users/self, without query or fragment"
+	Path string `json:"path,omitempty"`
+}
+
+// TLSSpec adds trust for Mautic sites whose certificate is not signed by a public CA.
+type TLSSpec struct {
+	// caSecretRef names a Secret whose ca.crt key holds PEM certificates trusted in addition to the system roots.
+	// +optional
+	CASecretRef *SecretReference `json:"caSecretRef,omitempty"`
+}
+
+// MauticConnectionSpec is the desired connection to one Mautic site.
+// +kubebuilder:validation:XValidation:rule="self.url.startsWith('https://') || (has(self.allowInsecureHTTP) && self.allowInsecureHTTP)",message="spec.url uses plain http: use an https:// URL, or set spec.allowInsecureHTTP: true to send credentials unencrypted"
+type MauticConnectionSpec struct {
+	// url is the Mautic site URL, e.g. https://mautic.example.com. A trailing "/" is tolerated; add
+	// "/index.php" for sites without URL rewriting.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https'] && url(self).getHostname() != ''",message="spec.url must be an absolute http(s) URL such as https://mautic.example.com"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('@')",message="spec.url must not contain a user or password; put credentials in the credentials Secret"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('?') && !self.contains('#')",message="spec.url must not have a query or fragment; give the site URL only, e.g. https://mautic.example.com"
+	URL string `json:"url"`
+
+	// grant is how the operator authenticates: ClientCredentials (default; keys client_id and
+	// client_secret) or Basic (keys username and password).
+	// +optional
+	// +kubebuilder:default=ClientCredentials
+	Grant Grant `json:"grant,omitempty"`
+
+	// credentialsSecretRef names the Secret, in this namespace, that holds the credentials. The
+	// operator reads it and never writes to it.
+	// +required
+	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
+
+	// tokenSecret describes the Secret the operator writes for workloads to mount.
+	// +optional
+	TokenSecret *TokenSecretSpec `json:"tokenSecret,omitempty"`
+
+	// refresh says how long before expiry the token is renewed.
+	// +optional
+	Refresh *RefreshSpec `json:"refresh,omitempty"`
+
+	// verify, when set, proves every new token against Mautic's API. Basic credentials are always verified.
+	// +optional
+	Verify *VerifySpec `json:"verify,omitempty"`
+
+	// tls adds a CA to trust for the Mautic site.
+	// +optional
+	TLS *TLSSpec `json:"tls,omitempty"`
+
+	// allowInsecureHTTP permits a plain http:// spec.url. Credentials and tokens then travel unencrypted.
+	// +optional
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
+
+	// suspend stops all token requests and Secret writes for this connection; the current token stays published.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// MauticConnectionStatus is what the operator last observed and did.
+type MauticConnectionStatus struct {
+	// observedGeneration is the metadata.generation this status describes.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions are Ready, Reconciling and Stalled, following the kstatus conventions.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +kubebuilder:validation:MaxItems=32
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// tokenSecretName is the name of the Secret that holds the token.
+	// +optional
+	TokenSecretName string `json:"tokenSecretName,omitempty"`
+
+	// expiresAt is when the published access token expires (absent for Basic).
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// renewAt is when the operator will next refresh (or, for Basic, re-verify) the token.
+	// +optional
+	RenewAt *metav1.Time `json:"renewAt,omitempty"`
+
+	// lastRefreshTime is when the published token was obtained.
+	// +optional
+	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
+
+	// failedAttempts counts consecutive failed refreshes; reset by a success.
+	// +optional
+	FailedAttempts int32 `json:"failedAttempts,omitempty"`
+
+	// lastFailureTime is when the last refresh failed.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// mauticVersion is the Mautic-Version header of the last successful API answer.
+	// +optional
+	MauticVersion string `json:"mauticVersion,omitempty"`
+
+	// lastHandledRefreshRequest is the value of the refresh-requested-at annotation last acted on.
+	// +optional
+	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
+}
+
+// MauticConnection keeps a Mautic API credential alive: it obtains tokens from a Mautic site,
+// publishes them in a Secret that workloads mount, and refreshes them ahead of expiry.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=mautic;mconn,categories=mautic
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type MauticConnection struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the object's metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired connection.
+	// +required
+	Spec MauticConnectionSpec `json:"spec"`
+
+	// status is what the operator observed.
+	// +optional
+	Status MauticConnectionStatus `json:"status,omitempty"`
+}
+
+// TokenSecretName returns the name of the token Secret: spec.tokenSecret.name or "<name>-token".
+func (c *MauticConnection) TokenSecretName() string {
+	if c.Spec.TokenSecret != nil && c.Spec.TokenSecret.Name != "" {
+		return c.Spec.TokenSecret.Name
+	}
+	return c.Name + "-token"
+}
+
+// EffectiveGrant returns spec.grant with its default applied.
+func (c *MauticConnection) EffectiveGrant() Grant {
+	if c.Spec.Grant == "" {
+		return GrantClientCredentials
+	}
+	return c.Spec.Grant
+}
+
+// MauticConnectionList is a list of MauticConnections.
+// +kubebuilder:object:root=true
+type MauticConnectionList struct {
+	metav1.TypeMeta `json:",inline"`
+	// metadata is the list's metadata.
+	// +optional
+	metav1.ListMeta `json:"metadata,omitempty"`
+	// items are the MauticConnections.
+	Items []MauticConnection `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&MauticConnection{}, &MauticConnectionList{})
+}

@@ -1,0 +1,137 @@
+package controller
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/token"
+)
+
+// defaultAccessTokenLifetime is assumed when a token answer carries no expires_in (Mautic's default).
+const defaultAccessTokenLifetime = time.Hour
+
+// credentials are the values read from the credentials Secret for one grant.
+type credentials struct {
+	clientID     string
+	clientSecret string
+	username     string
+	password     string
+}
+
+// requiredKeys lists the credentials Secret keys a grant needs.
+func requiredKeys(grant authv1alpha1.Grant) []string {
+	if grant == authv1alpha1.GrantBasic {
+		return []string{authv1alpha1.UsernameKey, authv1alpha1.PasswordKey}
+	}
+	return []string{authv1alpha1.ClientIDKey, authv1alpha1.ClientSecretKey}
+}
+
+// credentialsFrom reads the grant's keys from secret and names those that are missing or empty.
+func credentialsFrom(grant authv1alpha1.Grant, secret *corev1.Secret) (credentials, []string) {
+	var missing []string
+	value := func(key string) string {
+		v := strings.TrimSpace(string(secret.Data[key]))
+		if v == "" {
+			missing = append(missing, key)
+		}
+		return v
+	}
+	var creds credentials
+	if grant == authv1alpha1.GrantBasic {
+		creds.username = value(authv1alpha1.UsernameKey)
+		// A password may legitimately start or end with spaces: keep it as it is.
+		creds.password = string(secret.Data[authv1alpha1.PasswordKey])
+		if creds.password == "" {
+			missing = append(missing, authv1alpha1.PasswordKey)
+		}
+		return creds, missing
+	}
+	creds.clientID = value(authv1alpha1.ClientIDKey)
+	creds.clientSecret = value(authv1alpha1.ClientSecretKey)
+	return creds, missing
+}
+
+// hash identifies the credentials without revealing them.
+func (c credentials) hash(grant authv1alpha1.Grant) string {
+	return hashOf(string(grant), c.clientID, c.clientSecret, c.username, c.password)
+}
+
+// keyList renders keys for a message: "client_id and client_secret".
+func keyList(keys []string) string {
+	switch len(keys) {
+	case 0:
+		return ""
+	case 1:
+		return keys[0]
+	default:
+		return strings.Join(keys[:len(keys)-1], ", ") + " and " + keys[len(keys)-1]
+	}
+}
+
+// caCertFrom returns the PEM bundle of a CA Secret, or what is wrong with it.
+func caCertFrom(secret *corev1.Secret) ([]byte, string) {
+	if secret == nil {
+		return nil, "not found"
+	}
+	bundle := secret.Data[authv1alpha1.CACertKey]
+	if len(bundle) == 0 {
+		return nil, "has no key " + authv1alpha1.CACertKey
+	}
+	rest, found := bundle, false
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return nil, "holds a certificate that does not parse (" + err.Error() + ")"
+		}
+		found = true
+	}
+	if !found {
+		return nil, "holds no PEM certificate in key " + authv1alpha1.CACertKey
+	}
+	return bundle, ""
+}
+
+// verifyPath returns spec.verify.path, or the default check.
+func verifyPath(conn *authv1alpha1.MauticConnection) string {
+	if conn.Spec.Verify != nil && conn.Spec.Verify.Path != "" {
+		return conn.Spec.Verify.Path
+	}
+	return mautic.DefaultVerifyPath
+}
+
+// renewalPolicy converts spec.refresh into the policy's terms.
+func renewalPolicy(conn *authv1alpha1.MauticConnection) token.RenewalPolicy {
+	var policy token.RenewalPolicy
+	if refresh := conn.Spec.Refresh; refresh != nil {
+		if refresh.RenewBefore != nil {
+			policy.RenewBefore = refresh.RenewBefore.Duration
+		}
+		if refresh.RenewBeforePercentage != nil {
+			policy.RenewBeforePercentage = *refresh.RenewBeforePercentage
+		}
+	}
+	return policy
+}
+
+// controllerUID returns the UID of obj's controller owner, or "".
+func controllerUID(obj metav1.Object) types.UID {
+	if ref := metav1.GetControllerOf(obj); ref != nil {
+		return ref.UID
+	}
+	return ""
+}

@@ -1,0 +1,164 @@
+package controller_test
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+)
+
+const (
+	connectionName  = "crm"
+	credentialsName = "mautic-api"
+	tokenSecretName = "crm-token"
+	eventually      = 20 * time.Second
+	poll            = 50 * time.Millisecond
+)
+
+// createCredentials creates the credentials Secret with the given keys.
+func (e *env) createCredentials(data map[string]string) {
+	e.t.Helper()
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.ns}, StringData: data}
+	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, secret)).To(Succeed())
+}
+
+// clientCredentials returns the credentials Secret keys of the test's Mautic client.
+func (e *env) clientCredentials() map[string]string {
+	return map[string]string{authv1alpha1.ClientIDKey: e.app.ID, authv1alpha1.ClientSecretKey: e.app.Secret}
+}
+
+// newConnection returns a connection to the test server; mutate it before createConnection.
+func (e *env) newConnection() *authv1alpha1.MauticConnection {
+	return &authv1alpha1.MauticConnection{
+		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.ns},
+		Spec: authv1alpha1.MauticConnectionSpec{
+			URL:                  e.mautic.URL() + "/",
+			AllowInsecureHTTP:    true,
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+		},
+	}
+}
+
+func (e *env) createConnection(conn *authv1alpha1.MauticConnection) {
+	e.t.Helper()
+	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, conn)).To(Succeed())
+}
+
+// connection reads the connection uncached.
+func (e *env) connection() *authv1alpha1.MauticConnection {
+	e.t.Helper()
+	conn := &authv1alpha1.MauticConnection{}
+	NewWithT(e.t).Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, conn)).To(Succeed())
+	return conn
+}
+
+// tokenSecret reads the token Secret uncached; nil when it does not exist. Every read checks that it
+// never holds a client secret, password or refresh token.
+func (e *env) tokenSecret() *corev1.Secret {
+	e.t.Helper()
+	secret := &corev1.Secret{}
+	if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: tokenSecretName}, secret); err != nil {
+		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return nil
+	}
+	e.expectNoCredentialsIn(secret)
+	return secret
+}
+
+// expectNoCredentialsIn fails when a Secret the operator wrote carries a credential.
+func (e *env) expectNoCredentialsIn(secret *corev1.Secret) {
+	e.t.Helper()
+	g := NewWithT(e.t)
+	for key, value := range secret.Data {
+		g.Expect(key).NotTo(BeElementOf("client_secret", "password", "refresh_token"), "token Secret key %s", key)
+		if e.app.Secret != "" {
+			g.Expect(string(value)).NotTo(ContainSubstring(e.app.Secret), "token Secret key %s holds the client secret", key)
+		}
+	}
+	for key, value := range secret.Annotations {
+		g.Expect(value).NotTo(ContainSubstring(e.app.Secret), "annotation %s holds the client secret", key)
+	}
+}
+
+// condition returns the connection's condition of type t, or nil.
+func condition(conn *authv1alpha1.MauticConnection, conditionType string) *metav1.Condition {
+	return meta.FindStatusCondition(conn.Status.Conditions, conditionType)
+}
+
+// waitFor waits until the connection's condition has the status and reason, and returns the connection.
+func (e *env) waitFor(conditionType string, status metav1.ConditionStatus, reason string) *authv1alpha1.MauticConnection {
+	e.t.Helper()
+	var conn *authv1alpha1.MauticConnection
+	NewWithT(e.t).Eventually(func(g Gomega) {
+		conn = &authv1alpha1.MauticConnection{}
+		g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, conn)).To(Succeed())
+		c := condition(conn, conditionType)
+		g.Expect(c).NotTo(BeNil(), "condition %s", conditionType)
+		g.Expect(c.Status).To(Equal(status), "condition %s: %s", conditionType, c.Message)
+		g.Expect(c.Reason).To(Equal(reason), "condition %s: %s", conditionType, c.Message)
+		g.Expect(c.ObservedGeneration).To(Equal(conn.Generation))
+		g.Expect(conn.Status.ObservedGeneration).To(Equal(conn.Generation))
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	return conn
+}
+
+// waitReady waits for Ready=True with the given reason and a published token Secret.
+func (e *env) waitReady(reason string) (*authv1alpha1.MauticConnection, *corev1.Secret) {
+	e.t.Helper()
+	conn := e.waitFor(authv1alpha1.ReadyCondition, metav1.ConditionTrue, reason)
+	var secret *corev1.Secret
+	NewWithT(e.t).Eventually(func(g Gomega) {
+		secret = e.tokenSecret()
+		g.Expect(secret).NotTo(BeNil())
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	return conn, secret
+}
+
+// apiStatus calls Mautic's /api/users/self with an Authorization header value, as a workload would.
+func (e *env) apiStatus(authorization string) int {
+	e.t.Helper()
+	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, e.mautic.URL()+mautic.DefaultVerifyPath, nil)
+	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Authorization", authorization)
+	resp, err := http.DefaultClient.Do(req)
+	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
+	defer resp.Body.Close()
+	return resp.StatusCode
+}
+
+// accessToken returns the bare token from a token Secret.
+func accessToken(secret *corev1.Secret) string {
+	return strings.TrimPrefix(string(secret.Data[authv1alpha1.AuthorizationKey]), "Bearer ")
+}
+
+// update applies mutate to the connection and writes it, retrying on conflicts.
+func (e *env) updateConnection(mutate func(*authv1alpha1.MauticConnection)) {
+	e.t.Helper()
+	NewWithT(e.t).Eventually(func() error {
+		conn := e.connection()
+		mutate(conn)
+		return k8sClient.Update(e.ctx, conn)
+	}).WithTimeout(eventually).Should(Succeed())
+}
+
+// updateCredentials replaces the credentials Secret's data.
+func (e *env) updateCredentials(data map[string]string) {
+	e.t.Helper()
+	NewWithT(e.t).Eventually(func() error {
+		secret := &corev1.Secret{}
+		if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: credentialsName}, secret); err != nil {
+			return err
+		}
+		secret.Data = nil
+		secret.StringData = data
+		return k8sClient.Update(e.ctx, secret)
+	}).WithTimeout(eventually).Should(Succeed())
+}

@@ -1,0 +1,404 @@
+// Package controller reconciles MauticConnections: it obtains tokens from Mautic through the
+// mautic.Client seam, publishes them in the token Secret and reports status. It knows nothing of HTTP.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/token"
+)
+
+// FieldOwner is the server-side apply field manager of every Secret the operator writes.
+const FieldOwner = "mautic-operator"
+
+// minRequeue keeps a renewal time in the past from turning into a hot loop.
+const minRequeue = time.Second
+
+// MauticConnectionReconciler keeps the token Secret of every MauticConnection valid.
+type MauticConnectionReconciler struct {
+	// Client reads MauticConnections and managed Secrets from the cache and writes through the API server.
+	Client client.Client
+	// APIReader reads credentials and CA Secrets uncached: the cache holds only managed Secrets.
+	APIReader client.Reader
+	// Mautic obtains and verifies tokens.
+	Mautic mautic.Client
+	// Clock tells the time; tests inject a fake one.
+	Clock clock.PassiveClock
+	// Recorder emits Kubernetes events on the connection.
+	Recorder events.EventRecorder
+
+	memory tokenMemory
+}
+
+// scope carries one reconcile's facts from phase to phase and into the status.
+type scope struct {
+	conn *authv1alpha1.MauticConnection
+	now  time.Time
+
+	// Set by reconcileCredentials.
+	baseURL         string
+	credentials     credentials
+	caCert          []byte
+	credentialsHash string
+	connectionHash  string
+
+	// Set by reconcileToken.
+	liveSecret     *corev1.Secret
+	current        *issuedToken
+	requestReason  string
+	requestMessage string
+	issuedNow      bool
+	verified       *mautic.VerifyResult
+	failure        *failure
+}
+
+// phase is one step of a reconcile; phases run in order and stop at the first error.
+type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
+
+// +kubebuilder:rbac:groups=auth.mautic-operator.dev,resources=mauticconnections,verbs=get;list;watch
+// +kubebuilder:rbac:groups=auth.mautic-operator.dev,resources=mauticconnections/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=auth.mautic-operator.dev,resources=mauticconnections/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings one MauticConnection's token Secret and status up to date.
+func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	conn := &authv1alpha1.MauticConnection{}
+	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.memory.forget(req.NamespacedName)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !conn.DeletionTimestamp.IsZero() {
+		// The token Secret goes with its owner; nothing to do.
+		r.memory.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
+
+	s := &scope{conn: conn, now: r.Clock.Now()}
+	patch := client.MergeFrom(conn.DeepCopy())
+	defer func() {
+		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
+		computeStatus(conn, s.facts(clean))
+		if err := r.Client.Status().Patch(ctx, conn, patch); err != nil {
+			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+		}
+	}()
+
+	if conn.Spec.Suspend {
+		logf.FromContext(ctx).V(1).Info("Connection is suspended; not refreshing")
+		return ctrl.Result{}, nil
+	}
+
+	phases := []phase{r.reconcileCredentials, r.reconcileToken, r.reconcileTokenSecret}
+	for _, run := range phases {
+		phaseResult, err := run(ctx, s)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		result = lowestRequeue(result, phaseResult)
+	}
+	if s.current != nil && s.failure == nil {
+		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAtFor(s.conn, s.current).Sub(s.now), minRequeue)})
+	}
+	return result, nil
+}
+
+// reconcileCredentials normalises spec.url and reads the credentials Secret and the optional CA
+// Secret, uncached, checking that the grant's keys are there, and hashes them.
+// Sets Stalled with InvalidURL, CredentialsSecretNotFound, CredentialsKeyMissing or CASecretInvalid.
+func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s *scope) (ctrl.Result, error) {
+	baseURL, err := mautic.NormalizeURL(s.conn.Spec.URL)
+	if err != nil {
+		return s.stall(authv1alpha1.InvalidURLReason, fmt.Sprintf("spec.url is not usable: %v", err))
+	}
+	s.baseURL = baseURL
+
+	grant := s.conn.EffectiveGrant()
+	ref := s.conn.Spec.CredentialsSecretRef.Name
+	secret, err := r.readSecret(ctx, s.conn.Namespace, ref)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if secret == nil {
+		return s.stall(authv1alpha1.CredentialsSecretNotFoundReason, fmt.Sprintf(
+			"credentials Secret %s/%s not found: create it with the keys %s, or fix spec.credentialsSecretRef.name",
+			s.conn.Namespace, ref, keyList(requiredKeys(grant))))
+	}
+	creds, missing := credentialsFrom(grant, secret)
+	if len(missing) > 0 {
+		return s.stall(authv1alpha1.CredentialsKeyMissingReason, fmt.Sprintf(
+			"credentials Secret %s/%s has no %s: grant %s needs the keys %s",
+			s.conn.Namespace, ref, keyList(missing), grant, keyList(requiredKeys(grant))))
+	}
+	s.credentials = creds
+	s.credentialsHash = creds.hash(grant)
+	s.connectionHash = hashOf(string(grant), baseURL)
+
+	if tls := s.conn.Spec.TLS; tls != nil && tls.CASecretRef != nil {
+		caSecret, err := r.readSecret(ctx, s.conn.Namespace, tls.CASecretRef.Name)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		caCert, problem := caCertFrom(caSecret)
+		if problem != "" {
+			return s.stall(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
+				"CA Secret %s/%s %s: put the PEM certificates of Mautic's CA in its key %s, or fix spec.tls.caSecretRef.name",
+				s.conn.Namespace, tls.CASecretRef.Name, problem, authv1alpha1.CACertKey))
+		}
+		s.caCert = caCert
+	}
+	return ctrl.Result{}, nil
+}
+
+// reconcileToken runs the policy chain and, only when a policy fires, asks Mautic for a new token
+// (Basic: verifies the credentials). Sets Stalled for configuration errors (no retry until the spec
+// or a Secret changes) and Reconciling for transient ones (retried with backoff while the current
+// token stays published). Sets Stalled with TokenSecretConflict when the token Secret's name is taken.
+func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scope) (ctrl.Result, error) {
+	live, conflict, err := r.readTokenSecret(ctx, s.conn)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if conflict {
+		return s.stall(authv1alpha1.TokenSecretConflictReason, fmt.Sprintf(
+			"Secret %s/%s exists and is not managed by this MauticConnection: delete it or set spec.tokenSecret.name to another name",
+			s.conn.Namespace, s.conn.TokenSecretName()))
+	}
+	s.liveSecret = live
+	known, modified := r.knownToken(s)
+	s.current = known
+
+	in := token.Input{
+		Now:                       s.now,
+		TokenSecretModified:       modified,
+		CredentialsHash:           s.credentialsHash,
+		ConnectionHash:            s.connectionHash,
+		RefreshRequest:            s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation],
+		LastHandledRefreshRequest: s.conn.Status.LastHandledRefreshRequest,
+	}
+	if known != nil {
+		in.Issued = &known.Issued
+		in.RenewAt = renewAtFor(s.conn, known)
+	}
+	reason, message, needed := token.NewTokenNeeded.Evaluate(in)
+	if !needed {
+		return ctrl.Result{}, nil
+	}
+	s.requestReason, s.requestMessage = reason, message
+	logf.FromContext(ctx).Info("Requesting a new token", "reason", reason, "grant", s.conn.EffectiveGrant())
+
+	obtained, verified, err := r.obtainToken(ctx, s)
+	if err != nil {
+		return r.tokenFailed(ctx, s, err)
+	}
+	s.current, s.verified, s.issuedNow = obtained, verified, true
+	r.memory.put(client.ObjectKeyFromObject(s.conn), s.conn.UID, obtained)
+	return ctrl.Result{}, nil
+}
+
+// reconcileTokenSecret publishes the current token with server-side apply when the live Secret
+// differs from it: after a new token, after a template change, or to repair a deleted or edited
+// Secret from a token that is still valid. An expired token is never written back.
+func (r *MauticConnectionReconciler) reconcileTokenSecret(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if s.current == nil || !s.current.valid(s.now) {
+		return ctrl.Result{}, nil
+	}
+	if tokenSecretCurrent(s.liveSecret, s.conn, s.current) {
+		return ctrl.Result{}, nil
+	}
+	apply := tokenSecretApply(s.conn, s.current)
+	if err := r.Client.Apply(ctx, apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+		return ctrl.Result{}, fmt.Errorf("applying token Secret %s/%s: %w", s.conn.Namespace, s.conn.TokenSecretName(), err)
+	}
+
+	log := logf.FromContext(ctx).WithValues("secret", klog.KRef(s.conn.Namespace, s.conn.TokenSecretName()))
+	switch {
+	case s.issuedNow:
+		log.Info("Published a new token", "reason", s.requestReason, "expiresAt", s.current.ExpiresAt)
+		r.event(s.conn, corev1.EventTypeNormal, readyReason(s.current), actionFor(s.requestReason),
+			"%s: published a new token in Secret %s (%s)", s.requestReason, s.conn.TokenSecretName(), validityPhrase(s.current))
+	case s.liveSecret == nil || !tokenDataEqual(s.liveSecret, s.current):
+		log.Info("Repaired the token Secret from the current token")
+		r.event(s.conn, corev1.EventTypeNormal, authv1alpha1.TokenSecretRepairedReason, "Repair",
+			"restored Secret %s from the current token (%s), without a new token request", s.conn.TokenSecretName(), validityPhrase(s.current))
+	default:
+		log.V(1).Info("Updated the token Secret's metadata")
+	}
+	return ctrl.Result{}, nil
+}
+
+// obtainToken asks Mautic for a token with the connection's grant, and verifies it when asked to.
+// Basic credentials have no token endpoint: they are verified against the API instead.
+func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) (*issuedToken, *mautic.VerifyResult, error) {
+	site := mautic.Site{BaseURL: s.baseURL, CACert: s.caCert}
+	issued := token.Issued{IssuedAt: s.now, CredentialsHash: s.credentialsHash, ConnectionHash: s.connectionHash}
+
+	switch grant := s.conn.EffectiveGrant(); grant {
+	case authv1alpha1.GrantBasic:
+		authorization := mautic.BasicAuthorization(s.credentials.username, s.credentials.password)
+		verified, err := r.Mautic.Verify(ctx, mautic.VerifyRequest{Site: site, Path: verifyPath(s.conn), Authorization: authorization})
+		if err != nil {
+			return nil, nil, err
+		}
+		return &issuedToken{Issued: issued, Authorization: authorization, TokenType: tokenTypeBasic, URL: s.baseURL}, verified, nil
+
+	case authv1alpha1.GrantClientCredentials:
+		obtained, err := r.Mautic.Token(ctx, mautic.TokenRequest{
+			Site:         site,
+			Grant:        mautic.GrantClientCredentials,
+			ClientID:     s.credentials.clientID,
+			ClientSecret: s.credentials.clientSecret,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		lifetime := obtained.ExpiresIn
+		if lifetime <= 0 {
+			lifetime = defaultAccessTokenLifetime
+		}
+		issued.ExpiresAt = s.now.Add(lifetime).Truncate(time.Second)
+		t := &issuedToken{
+			Issued:        issued,
+			AccessToken:   obtained.AccessToken,
+			Authorization: mautic.BearerAuthorization(obtained.AccessToken),
+			TokenType:     tokenTypeBearer,
+			URL:           s.baseURL,
+		}
+		if s.conn.Spec.Verify == nil {
+			return t, nil, nil
+		}
+		verified, err := r.Mautic.Verify(ctx, mautic.VerifyRequest{Site: site, Path: verifyPath(s.conn), Authorization: t.Authorization})
+		if err != nil {
+			return nil, nil, err
+		}
+		return t, verified, nil
+
+	default:
+		return nil, nil, fmt.Errorf("grant %q is not supported", grant)
+	}
+}
+
+// tokenFailed records a failed token request: configuration errors stall the connection and end
+// the reconcile without a retry; transient ones requeue with a backoff capped by the remaining
+// validity of the current token, which stays published.
+func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
+	f := describeFailure(s, err)
+	s.failure = f
+	r.event(s.conn, corev1.EventTypeWarning, f.reason, actionFor(s.requestReason), "%s", f.message)
+	if f.class != mautic.ClassTransient {
+		logf.FromContext(ctx).Error(err, "Token request failed; waiting for the spec or a Secret to change", "reason", f.reason)
+		return ctrl.Result{}, reconcile.TerminalError(err)
+	}
+
+	var remaining time.Duration
+	if s.current.valid(s.now) && !s.current.ExpiresAt.IsZero() {
+		remaining = s.current.ExpiresAt.Sub(s.now)
+	}
+	f.retryAfter = token.Backoff(s.conn.Status.FailedAttempts+1, remaining)
+	logf.FromContext(ctx).Info("Token request failed; retrying", "reason", f.reason, "error", err.Error(), "retryAfter", f.retryAfter)
+	return ctrl.Result{RequeueAfter: f.retryAfter}, nil
+}
+
+// knownToken returns the token the operator published for this connection: from the token Secret
+// when it is intact and at least as new as the remembered one, else the remembered one (to repair
+// the Secret). modified reports a token Secret that exists but holds no trustworthy token.
+func (r *MauticConnectionReconciler) knownToken(s *scope) (known *issuedToken, modified bool) {
+	fromSecret := issuedFromSecret(s.liveSecret)
+	remembered := r.memory.get(client.ObjectKeyFromObject(s.conn), s.conn.UID)
+	switch {
+	case fromSecret != nil && (remembered == nil || !fromSecret.IssuedAt.Before(remembered.IssuedAt)):
+		return fromSecret, false
+	case remembered != nil:
+		return remembered, false
+	default:
+		return nil, s.liveSecret != nil
+	}
+}
+
+// readTokenSecret reads the token Secret from the cache, which holds only managed Secrets. When it
+// is not there, an uncached read tells a missing Secret from one that exists without the operator's
+// label; such a Secret, or one controlled by another object, is a conflict the operator will not overwrite.
+func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *authv1alpha1.MauticConnection) (*corev1.Secret, bool, error) {
+	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.TokenSecretName()}
+	secret := &corev1.Secret{}
+	err := r.Client.Get(ctx, key, secret)
+	switch {
+	case err == nil:
+		owner := controllerUID(secret)
+		return secret, owner != "" && owner != conn.UID, nil
+	case !apierrors.IsNotFound(err):
+		return nil, false, fmt.Errorf("reading token Secret %s: %w", key, err)
+	}
+	unmanaged, err := r.readSecret(ctx, conn.Namespace, key.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	if unmanaged != nil && unmanaged.Labels[authv1alpha1.ManagedByLabel] != authv1alpha1.ManagedByValue {
+		return nil, true, nil
+	}
+	// Either missing, or managed but not yet in the cache: applying it is safe in both cases.
+	return nil, false, nil
+}
+
+// readSecret reads a Secret uncached; a missing Secret is (nil, nil).
+func (r *MauticConnectionReconciler) readSecret(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading Secret %s/%s: %w", namespace, name, err)
+	}
+	return secret, nil
+}
+
+// renewAtFor returns when t is due for renewal under the connection's refresh settings, with the
+// connection's own jitter.
+func renewAtFor(conn *authv1alpha1.MauticConnection, t *issuedToken) time.Time {
+	lifetime := t.ExpiresAt.Sub(t.IssuedAt)
+	return token.RenewAt(t.IssuedAt, t.ExpiresAt, renewalPolicy(conn), token.Jitter(string(conn.UID), lifetime))
+}
+
+// event emits a Kubernetes event on the connection when a recorder is configured.
+func (r *MauticConnectionReconciler) event(conn *authv1alpha1.MauticConnection, eventType, reason, action, note string, args ...any) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(conn, nil, eventType, reason, action, note, args...)
+	}
+}
+
+// stall records a configuration failure found before any request to Mautic and ends the reconcile.
+func (s *scope) stall(reason, message string) (ctrl.Result, error) {
+	s.failure = &failure{class: mautic.ClassConfiguration, reason: reason, message: message}
+	return ctrl.Result{}, reconcile.TerminalError(errors.New(message))
+}
+
+// lowestRequeue combines two phase results, keeping the earliest requeue.
+func lowestRequeue(a, b ctrl.Result) ctrl.Result {
+	switch {
+	case a.RequeueAfter == 0:
+		return b
+	case b.RequeueAfter == 0 || a.RequeueAfter <= b.RequeueAfter:
+		return a
+	default:
+		return b
+	}
+}

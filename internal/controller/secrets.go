@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/token"
+)
+
+// Annotations the operator keeps on the token Secret so that it can trust what it finds there
+// after a restart without asking Mautic for a new token. They hold hashes and times, never secrets.
+const (
+	issuedAtAnnotation        = "auth.mautic-operator.dev/issued-at"
+	credentialsHashAnnotation = "auth.mautic-operator.dev/credentials-hash"
+	connectionHashAnnotation  = "auth.mautic-operator.dev/connection-hash"
+	tokenHashAnnotation       = "auth.mautic-operator.dev/token-hash"
+	appliedHashAnnotation     = "auth.mautic-operator.dev/applied-hash"
+)
+
+// Token types written to the token Secret's token_type key.
+const (
+	tokenTypeBearer = "bearer"
+	tokenTypeBasic  = "basic"
+)
+
+// issuedToken is a token the operator obtained and publishes: the Secret's content plus the facts
+// the refresh policy needs.
+type issuedToken struct {
+	token.Issued
+	// AccessToken is the bare token; empty for Basic.
+	AccessToken string
+	// Authorization is the full Authorization header value.
+	Authorization string
+	// TokenType is tokenTypeBearer or tokenTypeBasic.
+	TokenType string
+	// URL is the normalised Mautic base URL.
+	URL string
+}
+
+// valid reports whether the token can still be used at now.
+func (t *issuedToken) valid(now time.Time) bool {
+	return t != nil && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
+}
+
+// hashOf returns a short, stable, non-reversible digest of parts. The parts are separated by a
+// byte that cannot occur in Kubernetes keys or URLs, so that ("ab","c") and ("a","bc") differ.
+func hashOf(parts ...string) string {
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return hex.EncodeToString(sum[:16])
+}
+
+// tokenSecretData returns the keys workloads read. It never holds a refresh token or client secret.
+func tokenSecretData(t *issuedToken) map[string][]byte {
+	data := map[string][]byte{
+		authv1alpha1.AuthorizationKey: []byte(t.Authorization),
+		authv1alpha1.TokenTypeKey:     []byte(t.TokenType),
+		authv1alpha1.URLKey:           []byte(t.URL),
+	}
+	if t.AccessToken != "" {
+		data[authv1alpha1.AccessTokenKey] = []byte(t.AccessToken)
+	}
+	if !t.ExpiresAt.IsZero() {
+		data[authv1alpha1.ExpiresAtKey] = []byte(t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return data
+}
+
+// tokenSecretLabels returns the template's labels with the operator's own labels on top.
+func tokenSecretLabels(conn *authv1alpha1.MauticConnection) map[string]string {
+	labels := map[string]string{}
+	if tmpl := secretTemplate(conn); tmpl != nil {
+		for k, v := range tmpl.Labels {
+			labels[k] = v
+		}
+	}
+	labels[authv1alpha1.ManagedByLabel] = authv1alpha1.ManagedByValue
+	labels[authv1alpha1.ConnectionLabel] = conn.Name
+	return labels
+}
+
+// tokenSecretAnnotations returns the template's annotations with the operator's bookkeeping on top.
+func tokenSecretAnnotations(conn *authv1alpha1.MauticConnection, t *issuedToken) map[string]string {
+	annotations := map[string]string{}
+	if tmpl := secretTemplate(conn); tmpl != nil {
+		for k, v := range tmpl.Annotations {
+			annotations[k] = v
+		}
+	}
+	annotations[issuedAtAnnotation] = t.IssuedAt.UTC().Format(time.RFC3339Nano)
+	annotations[credentialsHashAnnotation] = t.CredentialsHash
+	annotations[connectionHashAnnotation] = t.ConnectionHash
+	annotations[tokenHashAnnotation] = hashOf(t.Authorization)
+	return annotations
+}
+
+func secretTemplate(conn *authv1alpha1.MauticConnection) *authv1alpha1.SecretTemplate {
+	if conn.Spec.TokenSecret == nil {
+		return nil
+	}
+	return conn.Spec.TokenSecret.Template
+}
+
+// tokenSecretApply builds the server-side apply configuration of the token Secret: its data, the
+// operator's labels, the template, and a controller owner reference to the connection. The
+// applied-hash annotation summarises all of it, so that a changed template or a drifted Secret is
+// noticed by comparing one value.
+func tokenSecretApply(conn *authv1alpha1.MauticConnection, t *issuedToken) *corev1ac.SecretApplyConfiguration {
+	data := tokenSecretData(t)
+	labels := tokenSecretLabels(conn)
+	annotations := tokenSecretAnnotations(conn, t)
+	annotations[appliedHashAnnotation] = appliedHash(data, labels, annotations)
+
+	return corev1ac.Secret(conn.TokenSecretName(), conn.Namespace).
+		WithType(corev1.SecretTypeOpaque).
+		WithLabels(labels).
+		WithAnnotations(annotations).
+		WithData(data).
+		WithOwnerReferences(metav1ac.OwnerReference().
+			WithAPIVersion(authv1alpha1.GroupVersion.String()).
+			WithKind("MauticConnection").
+			WithName(conn.Name).
+			WithUID(conn.UID).
+			WithController(true).
+			WithBlockOwnerDeletion(true))
+}
+
+// appliedHash digests what the operator applies to the token Secret (JSON encodes maps in key order).
+func appliedHash(data map[string][]byte, labels, annotations map[string]string) string {
+	encoded, _ := json.Marshal([]any{data, labels, annotations}) //nolint:errchkjson // maps of strings always encode
+	return hashOf(string(encoded))
+}
+
+// tokenSecretCurrent reports whether the live token Secret holds exactly what the operator would
+// apply: the same data, labels, annotations and controller owner reference.
+func tokenSecretCurrent(live *corev1.Secret, conn *authv1alpha1.MauticConnection, t *issuedToken) bool {
+	if live == nil || !metav1.IsControlledBy(live, conn) {
+		return false
+	}
+	data := tokenSecretData(t)
+	labels := tokenSecretLabels(conn)
+	annotations := tokenSecretAnnotations(conn, t)
+	want := appliedHash(data, labels, annotations)
+	if live.Annotations[appliedHashAnnotation] != want {
+		return false
+	}
+	for k, v := range data {
+		if string(live.Data[k]) != string(v) {
+			return false
+		}
+	}
+	for k, v := range labels {
+		if live.Labels[k] != v {
+			return false
+		}
+	}
+	for k, v := range annotations {
+		if live.Annotations[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// issuedFromSecret rebuilds what the operator published from the token Secret it wrote, so that a
+// restarted manager trusts a valid token instead of asking for a new one. It returns nil when the
+// Secret does not hold a token the operator wrote intact (a key edited or removed).
+func issuedFromSecret(live *corev1.Secret) *issuedToken {
+	if live == nil {
+		return nil
+	}
+	annotations := live.Annotations
+	authorization := string(live.Data[authv1alpha1.AuthorizationKey])
+	if authorization == "" || annotations[tokenHashAnnotation] != hashOf(authorization) {
+		return nil
+	}
+	issuedAt, err := time.Parse(time.RFC3339Nano, annotations[issuedAtAnnotation])
+	if err != nil {
+		return nil
+	}
+	t := &issuedToken{
+		Issued: token.Issued{
+			IssuedAt:        issuedAt,
+			CredentialsHash: annotations[credentialsHashAnnotation],
+			ConnectionHash:  annotations[connectionHashAnnotation],
+		},
+		AccessToken:   string(live.Data[authv1alpha1.AccessTokenKey]),
+		Authorization: authorization,
+		TokenType:     string(live.Data[authv1alpha1.TokenTypeKey]),
+		URL:           string(live.Data[authv1alpha1.URLKey]),
+	}
+	switch t.TokenType {
+	case tokenTypeBearer:
+		if t.AccessToken == "" || authorization != "Bearer "+t.AccessToken {
+			return nil
+		}
+		expiresAt, err := time.Parse(time.RFC3339, string(live.Data[authv1alpha1.ExpiresAtKey]))
+		if err != nil {
+			return nil
+		}
+		t.ExpiresAt = expiresAt
+	case tokenTypeBasic:
+	default:
+		return nil
+	}
+	return t
+}
+
+// tokenDataEqual reports whether the live Secret's data holds exactly the token's keys.
+func tokenDataEqual(live *corev1.Secret, t *issuedToken) bool {
+	want := tokenSecretData(t)
+	for k, v := range want {
+		if string(live.Data[k]) != string(v) {
+			return false
+		}
+	}
+	for _, k := range []string{authv1alpha1.AccessTokenKey, authv1alpha1.ExpiresAtKey} {
+		if _, ok := want[k]; !ok && len(live.Data[k]) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// labelsSelectorManaged selects the Secrets the operator writes.
+func labelsSelectorManaged() labels.Selector {
+	return labels.SelectorFromSet(labels.Set{authv1alpha1.ManagedByLabel: authv1alpha1.ManagedByValue})
+}

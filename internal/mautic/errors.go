@@ -1,0 +1,325 @@
+package mautic
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// Op names the kind of request that failed, so that an error can say which endpoint answered.
+type Op string
+
+const (
+	// OpToken is a request to the OAuth2 token endpoint.
+	OpToken Op = "token"
+	// OpVerify is an authenticated API request made by Client.Verify.
+	OpVerify Op = "verify"
+)
+
+// endpoint is how an error message names the endpoint that answered.
+func (op Op) endpoint() string {
+	if op == OpToken {
+		return "Mautic token endpoint"
+	}
+	return "Mautic API"
+}
+
+// Limits that keep a hostile or broken server from filling an error message.
+const (
+	maxErrorTypeBytes    = 128
+	maxErrorMessageBytes = 512
+)
+
+// Error is an error answer from Mautic or another OAuth2 server: Mautic's
+// {"errors":[{"message","code","type"}]} or RFC 6749's {"error","error_description"}.
+type Error struct {
+	// Op is the request that got this answer.
+	Op Op
+	// Grant is the grant of the token request (OpToken only; empty when unknown).
+	Grant Grant
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Type is errors[0].type, or RFC 6749's "error"; empty when the server sent none.
+	Type string
+	// Code is errors[0].code (0 for RFC 6749 answers).
+	Code int
+	// Message is errors[0].message or error_description. It is translated by Mautic:
+	// show it, never match on it.
+	Message string
+}
+
+// Error returns one line naming the endpoint, the HTTP status, the error type and Mautic's message.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s answered HTTP %d", e.Op.endpoint(), e.StatusCode)
+	if e.Type != "" {
+		b.WriteString(" ")
+		b.WriteString(printable(e.Type))
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %q", e.Message)
+	}
+	return b.String()
+}
+
+// UnexpectedResponseError is an answer that is not the JSON we expect: an HTML login page, a
+// proxy or WAF page, malformed JSON, a redirect, an oversized body or a token answer without
+// an access token.
+type UnexpectedResponseError struct {
+	// Op is the request that got this answer.
+	Op Op
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// ContentType is the Content-Type header as sent ("" when absent).
+	ContentType string
+	// Detail says what was wrong, e.g. "not JSON", "malformed JSON", "no access_token".
+	Detail string
+}
+
+// Error returns one line naming the endpoint, status, content type, the problem and the likely fix.
+func (e *UnexpectedResponseError) Error() string {
+	contentType := "no content type"
+	if e.ContentType != "" {
+		contentType = fmt.Sprintf("content type %q", e.ContentType)
+	}
+	hint := "check that spec.url is the Mautic site URL and that no proxy or login page is in the way"
+	if e.StatusCode == http.StatusNotFound {
+		hint = "check spec.url and the path: a site without URL rewriting needs /index.php at the end of spec.url, " +
+			"and Mautic before 4.4.2 answers 404 on the API until its cache is cleared"
+	}
+	return fmt.Sprintf("%s answered HTTP %d with %s, %s: %s", e.Op.endpoint(), e.StatusCode, contentType, e.Detail, hint)
+}
+
+// ForbiddenAddressError reports a target that resolved to a link-local or cloud metadata
+// address while such targets are not allowed (Options.AllowLinkLocal).
+type ForbiddenAddressError struct {
+	// Host is the host name the request was for.
+	Host string
+	// IP is the address it resolved to (or the literal address); empty for a refused metadata host name.
+	IP string
+}
+
+// Error names the host and address and says why it was refused.
+func (e *ForbiddenAddressError) Error() string {
+	target := printable(e.Host)
+	if e.IP != "" && e.IP != e.Host {
+		target += " at " + e.IP
+	}
+	return fmt.Sprintf("refusing to connect to %s: link-local and cloud metadata addresses are not allowed as Mautic targets "+
+		"unless the operator is started with them allowed", target)
+}
+
+// ConfigError reports a request that cannot be sent as given: a bad site URL, an unusable CA
+// bundle or a missing grant parameter. Nothing was sent; a person must fix the input.
+type ConfigError struct {
+	// Field names the input at fault, e.g. "url", "caCert", "clientID".
+	Field string
+	// Message says what is wrong and how to fix it.
+	Message string
+}
+
+// Error returns the message, prefixed with the field at fault.
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("invalid Mautic %s: %s", e.Field, e.Message)
+}
+
+// Class is what a caller should do about an error.
+type Class int
+
+const (
+	// ClassTransient means retry with backoff and keep the current token.
+	ClassTransient Class = iota
+	// ClassConfiguration means a person must fix the spec, a Secret or Mautic's settings; do not retry in a loop.
+	ClassConfiguration
+	// ClassReauthorization means the refresh token is gone (invalid_grant on the token endpoint).
+	ClassReauthorization
+)
+
+// String returns the class name, for logs and tests.
+func (c Class) String() string {
+	switch c {
+	case ClassTransient:
+		return "Transient"
+	case ClassConfiguration:
+		return "Configuration"
+	case ClassReauthorization:
+		return "Reauthorization"
+	default:
+		return "Class(" + strconv.Itoa(int(c)) + ")"
+	}
+}
+
+// configurationTypes are OAuth2 and Mautic error types that only a person can fix.
+var configurationTypes = map[string]bool{
+	"invalid_client":         true,
+	"unauthorized_client":    true,
+	"api_disabled":           true,
+	"invalid_request":        true,
+	"invalid_scope":          true,
+	"unsupported_grant_type": true,
+	"redirect_uri_mismatch":  true,
+	"access_denied":          true,
+}
+
+// Classify tells whether err is transient, needs a person to fix the configuration, or needs
+// the connection to be authorized again. Unknown errors (and nil) are ClassTransient.
+func Classify(err error) Class {
+	if err == nil {
+		return ClassTransient
+	}
+	var configErr *ConfigError
+	if errors.As(err, &configErr) {
+		return ClassConfiguration
+	}
+	var forbidden *ForbiddenAddressError
+	if errors.As(err, &forbidden) {
+		return ClassConfiguration
+	}
+	var mauticErr *Error
+	if errors.As(err, &mauticErr) {
+		return classifyError(mauticErr)
+	}
+	var unexpected *UnexpectedResponseError
+	if errors.As(err, &unexpected) {
+		if unexpected.StatusCode == http.StatusNotFound {
+			return ClassConfiguration
+		}
+		return ClassTransient
+	}
+	if isCertificateError(err) {
+		return ClassConfiguration
+	}
+	// Network errors, timeouts, refused connections, context deadlines and anything unknown.
+	return ClassTransient
+}
+
+// classifyError applies the rules for an error answer from the server.
+func classifyError(e *Error) Class {
+	switch {
+	case e.StatusCode >= 500, e.StatusCode == http.StatusTooManyRequests, e.StatusCode == http.StatusRequestTimeout:
+		return ClassTransient
+	case configurationTypes[e.Type]:
+		return ClassConfiguration
+	case e.Type == "invalid_grant" && e.Op == OpToken:
+		// invalid_grant on a client_credentials or password request means wrong credentials
+		// (oauth2-php answers a wrong password with it), not a lost refresh token.
+		if e.Grant == GrantClientCredentials || e.Grant == GrantPassword {
+			return ClassConfiguration
+		}
+		return ClassReauthorization
+	case e.Op == OpVerify && (e.StatusCode == http.StatusUnauthorized || e.StatusCode == http.StatusForbidden):
+		return ClassConfiguration
+	case e.StatusCode >= 400:
+		return ClassConfiguration
+	default:
+		return ClassTransient
+	}
+}
+
+// isCertificateError reports whether err is a TLS certificate verification failure.
+func isCertificateError(err error) bool {
+	var verifyErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verifyErr) || errors.As(err, &unknownAuthority) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
+// parseErrorBody reads an error answer: Mautic's {"errors":[{...}]}, RFC 6749's
+// {"error":"...","error_description":"..."}, or Mautic's older {"error":{"message","code"}}.
+// A body it cannot read gives an *Error with only Op and StatusCode set.
+func parseErrorBody(op Op, statusCode int, body []byte) *Error {
+	result := &Error{Op: op, StatusCode: statusCode}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return result
+	}
+	if raw, ok := top["errors"]; ok {
+		var list []json.RawMessage
+		if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
+			var first map[string]json.RawMessage
+			if json.Unmarshal(list[0], &first) == nil {
+				result.Type = clip(jsonString(first["type"]), maxErrorTypeBytes)
+				result.Message = clip(jsonString(first["message"]), maxErrorMessageBytes)
+				result.Code = jsonInt(first["code"])
+				if result.Type != "" || result.Message != "" {
+					return result
+				}
+			}
+		}
+	}
+	if raw, ok := top["error"]; ok {
+		if errorType := jsonString(raw); errorType != "" {
+			result.Type = clip(errorType, maxErrorTypeBytes)
+			result.Message = clip(jsonString(top["error_description"]), maxErrorMessageBytes)
+			return result
+		}
+		var object map[string]json.RawMessage
+		if json.Unmarshal(raw, &object) == nil {
+			result.Message = clip(jsonString(object["message"]), maxErrorMessageBytes)
+			result.Code = jsonInt(object["code"])
+		}
+	}
+	return result
+}
+
+// jsonString returns raw as a string when it is a JSON string, else "".
+func jsonString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// jsonInt returns raw as an int when it is a JSON integer or a string holding one, else 0.
+func jsonInt(raw json.RawMessage) int {
+	if len(raw) == 0 {
+		return 0
+	}
+	var n json.Number
+	if json.Unmarshal(raw, &n) != nil {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return 0
+		}
+		n = json.Number(s)
+	}
+	i, err := strconv.ParseInt(string(n), 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int(i)
+}
+
+// clip makes s valid UTF-8 and cuts it to at most max bytes on a rune boundary.
+// A non-empty s stays non-empty.
+func clip(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// printable returns s as is when it is a plain token (letters, digits, "_", "-", "."), else quoted,
+// so that a hostile server cannot break an error message over lines.
+func printable(s string) string {
+	for _, r := range s {
+		if !(r == '_' || r == '-' || r == '.' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return strconv.Quote(s)
+		}
+	}
+	return s
+}

@@ -1,0 +1,778 @@
+package mautictest_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+// answer is a raw HTTP answer, decoded when it is JSON.
+type answer struct {
+	status int
+	header http.Header
+	raw    string
+	json   map[string]any
+}
+
+// firstError returns errors[0] of a Mautic error body.
+func (a answer) firstError() map[string]any {
+	list, _ := a.json["errors"].([]any)
+	if len(list) == 0 {
+		return nil
+	}
+	entry, _ := list[0].(map[string]any)
+	return entry
+}
+
+// noRedirects is an HTTP client that shows redirects instead of following them.
+var noRedirects = &http.Client{
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	Timeout:       10 * time.Second,
+}
+
+// do sends req and reads the answer.
+func do(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	resp, err := noRedirects.Do(req)
+	if err != nil {
+		t.Fatalf("request failed: %v", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading body: %v", err)
+	}
+	a := answer{status: resp.StatusCode, header: resp.Header, raw: string(body)}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		_ = json.Unmarshal(body, &a.json)
+	}
+	return a
+}
+
+// formRequest builds a form POST to target.
+func formRequest(t *testing.T, target string, form url.Values) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, target, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return req
+}
+
+// postForm posts form to the token endpoint path of s, with optional header key/value pairs.
+func postForm(t *testing.T, target string, form url.Values, header ...string) answer {
+	t.Helper()
+	req := formRequest(t, target, form)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return do(t, req)
+}
+
+// get sends a GET with optional header key/value pairs.
+func get(t *testing.T, target string, header ...string) answer {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, target, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	return do(t, req)
+}
+
+func clientCredentialsForm(app mautictest.ClientApp) url.Values {
+	return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {app.Secret}}
+}
+
+func TestNewClientID(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	first, second := s.NewClient("one", true), s.NewClient("two", false)
+	g.Expect(first.ID).To(MatchRegexp(`^1_[0-9a-z]{20,}$`))
+	g.Expect(second.ID).To(MatchRegexp(`^2_[0-9a-z]{20,}$`))
+	g.Expect(first.Secret).To(MatchRegexp(`^[0-9a-z]{40,}$`))
+	g.Expect(first.Secret).NotTo(Equal(second.Secret))
+}
+
+func TestTokenClientCredentialsSuccess(t *testing.T) {
+	t.Parallel()
+	for _, path := range []string{"/oauth/v2/token", "/index.php/oauth/v2/token"} {
+		for _, method := range []string{http.MethodPost, http.MethodGet} {
+			t.Run(method+path, func(t *testing.T) {
+				t.Parallel()
+				g := NewWithT(t)
+				s := mautictest.NewServer()
+				defer s.Close()
+				app := s.NewClient("crm", true)
+				var a answer
+				if method == http.MethodPost {
+					a = postForm(t, s.URL()+path, clientCredentialsForm(app))
+				} else {
+					a = get(t, s.URL()+path+"?"+clientCredentialsForm(app).Encode())
+				}
+				g.Expect(a.status).To(Equal(http.StatusOK), a.raw)
+				g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+				g.Expect(a.header.Get("Cache-Control")).To(Equal("no-store"))
+				g.Expect(a.raw).To(MatchRegexp(`^\{"access_token":"[0-9a-z]+","expires_in":3600,"token_type":"bearer","scope":null\}$`))
+				g.Expect(a.json).NotTo(HaveKey("refresh_token"))
+				g.Expect(s.AccessTokenValid(a.json["access_token"].(string))).To(BeTrue())
+				g.Expect(s.IssuedAccessTokens()).To(Equal(1))
+			})
+		}
+	}
+}
+
+func TestTokenErrors(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		setup   func(s *mautictest.Server, app, noCC mautictest.ClientApp) (url.Values, []string)
+		status  int
+		errType string
+		message string
+	}{
+		{
+			name: "missing grant_type",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"client_id": {app.ID}, "client_secret": {app.Secret}}, nil
+			},
+			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType,
+		},
+		{
+			name: "bad grant_type",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"magic"}, "client_id": {app.ID}, "client_secret": {app.Secret}}, nil
+			},
+			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType,
+		},
+		{
+			name: "no client_id",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"client_credentials"}, "client_secret": {app.Secret}}, nil
+			},
+			status: 400, errType: "invalid_client", message: mautictest.MessageNoClientID,
+		},
+		{
+			name: "wrong secret",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"nope"}}, nil
+			},
+			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
+		},
+		{
+			name: "missing secret",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}}, nil
+			},
+			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
+		},
+		{
+			name: "unknown client",
+			setup: func(_ *mautictest.Server, _, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"client_credentials"}, "client_id": {"9_x"}, "client_secret": {"y"}}, nil
+			},
+			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
+		},
+		{
+			name: "client_credentials not allowed for this client",
+			setup: func(_ *mautictest.Server, _, noCC mautictest.ClientApp) (url.Values, []string) {
+				return clientCredentialsForm(noCC), nil
+			},
+			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient,
+		},
+		{
+			name: "password never allowed",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"password"}, "client_id": {app.ID}, "client_secret": {app.Secret},
+					"username": {"admin"}, "password": {"pw"}}, nil
+			},
+			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient,
+		},
+		{
+			name: "unknown refresh token",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret},
+					"refresh_token": {"nope"}}, nil
+			},
+			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken,
+		},
+		{
+			name: "refresh token of another client",
+			setup: func(s *mautictest.Server, app, noCC mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret},
+					"refresh_token": {s.IssueRefreshToken(noCC.ID)}}, nil
+			},
+			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken,
+		},
+		{
+			name: "missing refresh token",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}}, nil
+			},
+			status: 400, errType: "invalid_request", message: mautictest.MessageNoRefreshToken,
+		},
+		{
+			name: "unknown authorization code",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"authorization_code"}, "client_id": {app.ID}, "client_secret": {app.Secret},
+					"code": {"nope"}, "redirect_uri": {"http://127.0.0.1:8085/callback"}}, nil
+			},
+			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidCode,
+		},
+		{
+			name: "scope requested",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				form := clientCredentialsForm(app)
+				form.Set("scope", "contacts")
+				return form, nil
+			},
+			status: 400, errType: "invalid_scope", message: mautictest.MessageUnsupportedScope,
+		},
+		{
+			name: "basic header while basic auth is off",
+			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				basic := "Basic " + "MTpzZWNyZXQ="
+				return url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", basic}
+			},
+			status: 403, errType: "access_denied", message: mautictest.MessageBasicAuthDisabled,
+		},
+		{
+			name: "API disabled",
+			setup: func(s *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
+				s.SetAPIEnabled(false)
+				return clientCredentialsForm(app), nil
+			},
+			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			app, noCC := s.NewClient("crm", true), s.NewClient("browser", false)
+			form, header := tc.setup(s, app, noCC)
+			a := postForm(t, s.URL()+"/oauth/v2/token", form, header...)
+			g.Expect(a.status).To(Equal(tc.status), a.raw)
+			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+			g.Expect(a.header.Get("Mautic-Version")).To(BeEmpty())
+			g.Expect(a.firstError()).To(Equal(map[string]any{
+				"message": tc.message, "code": float64(tc.status), "type": tc.errType,
+			}))
+			g.Expect(s.IssuedAccessTokens()).To(BeZero())
+		})
+	}
+}
+
+func TestTokenBasicClientAuthWhenEnabled(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("crm", true)
+	s.SetBasicAuthEnabled(true)
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL()+"/oauth/v2/token",
+		strings.NewReader("grant_type=client_credentials"))
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(app.ID, app.Secret)
+	a := do(t, req)
+	g.Expect(a.status).To(Equal(http.StatusOK), a.raw)
+	g.Expect(s.TokenRequestsByClient(app.ID)).To(Equal(1))
+}
+
+func TestRefreshTokenRotation(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.SetClock(fakeClock)
+	app := s.NewClient("crm", false)
+	refresh := func(token string) answer {
+		return postForm(t, s.URL()+"/oauth/v2/token", url.Values{
+			"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}, "refresh_token": {token},
+		})
+	}
+
+	seeded := s.IssueRefreshToken(app.ID)
+	first := refresh(seeded)
+	g.Expect(first.status).To(Equal(http.StatusOK), first.raw)
+	g.Expect(first.raw).To(MatchRegexp(`^\{"access_token":"\w+","expires_in":3600,"token_type":"bearer","scope":null,"refresh_token":"\w+"\}$`))
+	rotated := first.json["refresh_token"].(string)
+	g.Expect(rotated).NotTo(Equal(seeded))
+
+	reused := refresh(seeded)
+	g.Expect(reused.status).To(Equal(http.StatusBadRequest))
+	g.Expect(reused.firstError()).To(HaveKeyWithValue("type", "invalid_grant"))
+	g.Expect(reused.firstError()).To(HaveKeyWithValue("message", mautictest.MessageInvalidRefreshToken))
+	g.Expect(s.ReusedRefreshTokens()).To(Equal(1))
+
+	// The new refresh token has a full new lifetime; earlier access tokens stay valid until they expire.
+	fakeClock.SetTime(fakeClock.Now().Add(13 * 24 * time.Hour))
+	second := refresh(rotated)
+	g.Expect(second.status).To(Equal(http.StatusOK), second.raw)
+	fakeClock.SetTime(fakeClock.Now().Add(13 * 24 * time.Hour))
+	third := refresh(second.json["refresh_token"].(string))
+	g.Expect(third.status).To(Equal(http.StatusOK), third.raw)
+	g.Expect(s.AccessTokenValid(third.json["access_token"].(string))).To(BeTrue())
+	g.Expect(s.AccessTokenValid(first.json["access_token"].(string))).To(BeFalse())
+
+	fakeClock.SetTime(fakeClock.Now().Add(15 * 24 * time.Hour))
+	expired := refresh(third.json["refresh_token"].(string))
+	g.Expect(expired.status).To(Equal(http.StatusBadRequest))
+	g.Expect(expired.firstError()).To(HaveKeyWithValue("message", mautictest.MessageExpiredRefreshToken))
+	g.Expect(s.TokenRequestsByGrant("refresh_token")).To(Equal(5))
+
+	s.RevokeRefreshTokens(app.ID)
+	fresh := s.IssueRefreshToken(app.ID)
+	s.RevokeRefreshTokens(app.ID)
+	g.Expect(refresh(fresh).firstError()).To(HaveKeyWithValue("message", mautictest.MessageInvalidRefreshToken))
+}
+
+func TestAuthorizationCode(t *testing.T) {
+	t.Parallel()
+	const redirect = "http://127.0.0.1:8085/callback"
+	exchange := func(t *testing.T, s *mautictest.Server, app mautictest.ClientApp, code, redirectURI string) answer {
+		return postForm(t, s.URL()+"/oauth/v2/token", url.Values{
+			"grant_type": {"authorization_code"}, "client_id": {app.ID}, "client_secret": {app.Secret},
+			"code": {code}, "redirect_uri": {redirectURI},
+		})
+	}
+	t.Run("authorize, exchange once", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := mautictest.ClientApp{ID: "7_abc", Secret: "s3cret", Name: "cli", RedirectURIs: []string{redirect}}
+		s.AddClient(app)
+
+		authorize := get(t, s.URL()+"/oauth/v2/authorize?"+url.Values{
+			"client_id": {app.ID}, "redirect_uri": {redirect}, "response_type": {"code"}, "state": {"xyz"},
+		}.Encode())
+		g.Expect(authorize.status).To(Equal(http.StatusFound))
+		location, err := url.Parse(authorize.header.Get("Location"))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(location.Host).To(Equal("127.0.0.1:8085"))
+		g.Expect(location.Query().Get("state")).To(Equal("xyz"))
+		code := location.Query().Get("code")
+		g.Expect(code).NotTo(BeEmpty())
+
+		mismatch := exchange(t, s, app, code, "http://127.0.0.1:9999/callback")
+		g.Expect(mismatch.firstError()).To(HaveKeyWithValue("type", "redirect_uri_mismatch"))
+		ok := exchange(t, s, app, code, redirect)
+		g.Expect(ok.status).To(Equal(http.StatusOK), ok.raw)
+		g.Expect(ok.json).To(HaveKey("refresh_token"))
+		again := exchange(t, s, app, code, redirect)
+		g.Expect(again.firstError()).To(HaveKeyWithValue("message", mautictest.MessageInvalidCode))
+		g.Expect(s.AuthorizeRequests()).To(Equal(1))
+
+		self := get(t, s.URL()+"/api/users/self", "Authorization", "Bearer "+ok.json["access_token"].(string))
+		g.Expect(self.json).To(HaveKeyWithValue("username", mautictest.DefaultUsername))
+	})
+	t.Run("expired code", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+		s.SetClock(fakeClock)
+		app := s.NewClient("cli", false)
+		code := s.IssueAuthorizationCode(app.ID, redirect)
+		fakeClock.SetTime(fakeClock.Now().Add(31 * time.Second))
+		g.Expect(exchange(t, s, app, code, redirect).firstError()).To(HaveKeyWithValue("message", mautictest.MessageExpiredCode))
+		g.Expect(exchange(t, s, app, code, "").firstError()).To(HaveKeyWithValue("message", mautictest.MessageNoRedirectURI))
+		g.Expect(exchange(t, s, app, "", redirect).firstError()).To(HaveKeyWithValue("message", mautictest.MessageNoCode))
+	})
+	t.Run("authorize errors", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := mautictest.ClientApp{ID: "7_abc", Secret: "s", RedirectURIs: []string{redirect}}
+		s.AddClient(app)
+		authorize := func(values url.Values) answer { return get(t, s.URL()+"/oauth/v2/authorize?"+values.Encode()) }
+		g.Expect(authorize(url.Values{}).firstError()).To(HaveKeyWithValue("message", mautictest.MessageAuthorizeNoClientID))
+		g.Expect(authorize(url.Values{"client_id": {"1_x"}}).firstError()).To(HaveKeyWithValue("type", "invalid_client"))
+		loopback := authorize(url.Values{"client_id": {app.ID}, "redirect_uri": {"http://127.0.0.1:41234/callback"}, "response_type": {"code"}})
+		g.Expect(loopback.status).To(Equal(http.StatusBadRequest))
+		g.Expect(loopback.firstError()).To(HaveKeyWithValue("type", "redirect_uri_mismatch"))
+		badType := authorize(url.Values{"client_id": {app.ID}, "redirect_uri": {redirect}, "response_type": {"token"}})
+		g.Expect(badType.header.Get("Location")).To(ContainSubstring("error=unsupported_response_type"))
+
+		s.SetAuthorizeDenied(true)
+		denied := authorize(url.Values{"client_id": {app.ID}, "redirect_uri": {redirect}, "response_type": {"code"}})
+		g.Expect(denied.status).To(Equal(http.StatusFound))
+		g.Expect(denied.header.Get("Location")).To(BeEmpty())
+	})
+}
+
+func TestUsersSelf(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name       string
+		setup      func(s *mautictest.Server, token string) (query string, header []string)
+		status     int
+		errType    any
+		message    string
+		wantUser   string
+		wantHeader bool
+	}{
+		{
+			name: "bearer",
+			setup: func(_ *mautictest.Server, token string) (string, []string) {
+				return "", []string{"Authorization", "Bearer " + token}
+			},
+			status: 200, wantUser: "crm [%s]", wantHeader: true,
+		},
+		{
+			name:   "access_token query",
+			setup:  func(_ *mautictest.Server, token string) (string, []string) { return "?access_token=" + token, nil },
+			status: 200, wantUser: "crm [%s]", wantHeader: true,
+		},
+		{
+			name: "both ways at once",
+			setup: func(_ *mautictest.Server, token string) (string, []string) {
+				return "?access_token=" + token, []string{"Authorization", "Bearer " + token}
+			},
+			status: 500, errType: nil, message: mautictest.MessageTwoTokenMethods,
+		},
+		{
+			name: "lower-case bearer is no token",
+			setup: func(_ *mautictest.Server, token string) (string, []string) {
+				return "", []string{"Authorization", "bearer " + token}
+			},
+			status: 401, errType: "access_denied", message: mautictest.MessageAccessDenied,
+		},
+		{
+			name:   "no token",
+			setup:  func(*mautictest.Server, string) (string, []string) { return "", nil },
+			status: 401, errType: "access_denied", message: mautictest.MessageAccessDenied,
+		},
+		{
+			name: "invalid token",
+			setup: func(*mautictest.Server, string) (string, []string) {
+				return "", []string{"Authorization", "Bearer nope"}
+			},
+			status: 401, errType: "invalid_grant", message: mautictest.MessageInvalidAccessToken,
+		},
+		{
+			name: "basic while disabled",
+			setup: func(s *mautictest.Server, _ string) (string, []string) {
+				s.AddUser("admin", "pw")
+				return "", []string{"Authorization", "Basic YWRtaW46cHc="}
+			},
+			status: 403, errType: "access_denied", message: mautictest.MessageBasicAuthDisabled,
+		},
+		{
+			name: "basic enabled and right",
+			setup: func(s *mautictest.Server, _ string) (string, []string) {
+				s.AddUser("admin", "pw")
+				s.SetBasicAuthEnabled(true)
+				return "", []string{"Authorization", "Basic YWRtaW46cHc="}
+			},
+			status: 200, wantUser: "admin", wantHeader: true,
+		},
+		{
+			name: "basic enabled, wrong password",
+			setup: func(s *mautictest.Server, _ string) (string, []string) {
+				s.AddUser("admin", "other")
+				s.SetBasicAuthEnabled(true)
+				return "", []string{"Authorization", "Basic YWRtaW46cHc="}
+			},
+			status: 401, errType: "access_denied", message: mautictest.MessageBasicAuthInvalid,
+		},
+		{
+			name: "API disabled",
+			setup: func(s *mautictest.Server, token string) (string, []string) {
+				s.SetAPIEnabled(false)
+				return "", []string{"Authorization", "Bearer " + token}
+			},
+			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled,
+		},
+	}
+	for _, tc := range cases {
+		for _, prefix := range []string{"", "/index.php"} {
+			t.Run(tc.name+prefix, func(t *testing.T) {
+				t.Parallel()
+				g := NewWithT(t)
+				s := mautictest.NewServer()
+				defer s.Close()
+				s.SetMauticVersion("6.0.1")
+				app := s.NewClient("crm", true)
+				token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+				query, header := tc.setup(s, token)
+				a := get(t, s.URL()+prefix+"/api/users/self"+query, header...)
+				g.Expect(a.status).To(Equal(tc.status), a.raw)
+				g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+				if tc.wantHeader {
+					g.Expect(a.header.Get("Mautic-Version")).To(Equal("6.0.1"))
+				} else {
+					g.Expect(a.header.Values("Mautic-Version")).To(BeEmpty())
+				}
+				if tc.wantUser != "" {
+					want := tc.wantUser
+					if strings.Contains(want, "%s") {
+						want = strings.ReplaceAll(want, "%s", app.ID)
+					}
+					g.Expect(a.json).To(HaveKeyWithValue("username", want))
+					return
+				}
+				g.Expect(a.firstError()).To(Equal(map[string]any{"message": tc.message, "code": float64(tc.status), "type": tc.errType}))
+				g.Expect(s.APIRequests()).To(Equal(1))
+			})
+		}
+	}
+}
+
+func TestExpiredAccessToken(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.SetClock(fakeClock)
+	s.SetAccessTokenLifetime(10 * time.Minute)
+	app := s.NewClient("crm", true)
+	a := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	g.Expect(a.json).To(HaveKeyWithValue("expires_in", float64(600)))
+	token := a.json["access_token"].(string)
+	fakeClock.SetTime(fakeClock.Now().Add(10 * time.Minute))
+	g.Expect(s.AccessTokenValid(token)).To(BeFalse())
+	expired := get(t, s.URL()+"/api/users/self", "Authorization", "Bearer "+token)
+	g.Expect(expired.status).To(Equal(http.StatusUnauthorized))
+	g.Expect(expired.firstError()).To(HaveKeyWithValue("message", mautictest.MessageExpiredAccessToken))
+}
+
+func TestFaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fault       mautictest.Fault
+		status      int
+		contentType string
+		check       func(g Gomega, a answer)
+	}{
+		{mautictest.FaultServerError, 500, "application/json", func(g Gomega, a answer) {
+			g.Expect(a.firstError()).To(HaveKeyWithValue("code", float64(500)))
+		}},
+		{mautictest.FaultUnavailable, 503, "application/json", func(g Gomega, a answer) {
+			g.Expect(a.header.Get("Retry-After")).To(Equal("1"))
+		}},
+		{mautictest.FaultHTML, 200, "text/html; charset=UTF-8", func(g Gomega, a answer) {
+			g.Expect(a.raw).To(ContainSubstring("<form"))
+		}},
+		{mautictest.FaultMalformedJSON, 200, "application/json", func(g Gomega, a answer) {
+			g.Expect(json.Valid([]byte(a.raw))).To(BeFalse())
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			app := s.NewClient("crm", true)
+			s.InjectFault(tc.fault, 2)
+			for i := 0; i < 2; i++ {
+				path := "/oauth/v2/token"
+				if i == 1 {
+					path = "/api/users/self"
+				}
+				a := postForm(t, s.URL()+path, clientCredentialsForm(app))
+				g.Expect(a.status).To(Equal(tc.status), a.raw)
+				g.Expect(a.header.Get("Content-Type")).To(Equal(tc.contentType))
+				tc.check(g, a)
+			}
+			g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(http.StatusOK))
+			g.Expect(s.TokenRequests()).To(Equal(2))
+			g.Expect(s.APIRequests()).To(Equal(1))
+		})
+	}
+	t.Run("until cleared", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := s.NewClient("crm", true)
+		s.InjectFault(mautictest.FaultServerError, -1)
+		for i := 0; i < 3; i++ {
+			g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(500))
+		}
+		s.ClearFaults()
+		g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(200))
+	})
+	t.Run("slow", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := s.NewClient("crm", true)
+		s.SetSlowDelay(20 * time.Millisecond)
+		s.InjectFault(mautictest.FaultSlow, 1)
+		g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(200))
+
+		// A slow answer ends with the request's context.
+		s.SetSlowDelay(time.Hour)
+		s.InjectFault(mautictest.FaultSlow, 1)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(formRequest(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).WithContext(ctx))
+		if resp != nil {
+			_ = resp.Body.Close()
+		}
+		g.Expect(err).To(MatchError(context.DeadlineExceeded))
+	})
+}
+
+func TestCountersAndClients(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("crm", true)
+	for i := 0; i < 3; i++ {
+		postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	}
+	postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"password"}, "client_id": {app.ID}})
+	g.Expect(s.TokenRequests()).To(Equal(4))
+	g.Expect(s.TokenRequestsByGrant("client_credentials")).To(Equal(3))
+	g.Expect(s.TokenRequestsByGrant("password")).To(Equal(1))
+	g.Expect(s.TokenRequestsByClient(app.ID)).To(Equal(4))
+	g.Expect(s.IssuedAccessTokens()).To(Equal(3))
+
+	s.SetClientSecret(app.ID, "rotated")
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).firstError()).
+		To(HaveKeyWithValue("type", "invalid_client"))
+	app.Secret = "rotated"
+	token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+	s.RemoveClient(app.ID)
+	g.Expect(s.AccessTokenValid(token)).To(BeFalse())
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).firstError()).
+		To(HaveKeyWithValue("type", "invalid_client"))
+
+	s.ResetCounters()
+	g.Expect(s.TokenRequests()).To(BeZero())
+	g.Expect(s.TokenRequestsByGrant("client_credentials")).To(BeZero())
+	g.Expect(s.TokenRequestsByClient(app.ID)).To(BeZero())
+	g.Expect(s.IssuedAccessTokens()).To(BeZero())
+	g.Expect(s.APIRequests()).To(BeZero())
+}
+
+func TestRFC6749Errors(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	s.SetRFC6749Errors(true)
+	app := s.NewClient("crm", true)
+	bad := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"x"}})
+	g.Expect(bad.status).To(Equal(http.StatusUnauthorized))
+	g.Expect(bad.json).To(Equal(map[string]any{"error": "invalid_client", "error_description": mautictest.MessageInvalidClient}))
+	grant := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID},
+		"client_secret": {app.Secret}, "refresh_token": {"x"}})
+	g.Expect(grant.status).To(Equal(http.StatusBadRequest))
+	g.Expect(grant.json).To(HaveKeyWithValue("error", "invalid_grant"))
+}
+
+func TestRoutes(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	login := get(t, s.URL()+"/api")
+	g.Expect(login.status).To(Equal(http.StatusNotFound))
+	g.Expect(login.header.Get("Content-Type")).To(Equal("application/json"))
+	notFound := get(t, s.URL()+"/api/contacts/nope")
+	g.Expect(notFound.status).To(Equal(http.StatusNotFound))
+	g.Expect(notFound.firstError()).To(HaveKeyWithValue("code", float64(404)))
+
+	redirect := get(t, s.URL()+"/dashboard")
+	g.Expect(redirect.status).To(Equal(http.StatusFound))
+	g.Expect(redirect.header.Get("Location")).To(Equal("/s/login"))
+	redirect = get(t, s.URL()+"/index.php/s/dashboard")
+	g.Expect(redirect.header.Get("Location")).To(Equal("/index.php/s/login"))
+	page := get(t, s.URL()+"/s/login")
+	g.Expect(page.status).To(Equal(http.StatusOK))
+	g.Expect(page.header.Get("Content-Type")).To(HavePrefix("text/html"))
+
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodPut, s.URL()+"/oauth/v2/token", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(do(t, req).status).To(Equal(http.StatusMethodNotAllowed))
+}
+
+func TestTLSServer(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewTLSServer()
+	defer s.Close()
+	g.Expect(s.URL()).To(HavePrefix("https://"))
+	pool := x509.NewCertPool()
+	g.Expect(pool.AppendCertsFromPEM(s.CACertPEM())).To(BeTrue())
+	httpClient := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	app := s.NewClient("crm", true)
+	resp, err := httpClient.Do(formRequest(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
+
+	plain := mautictest.NewServer()
+	defer plain.Close()
+	g.Expect(plain.CACertPEM()).To(BeNil())
+}
+
+func TestStartOn(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewUnstartedServer()
+	g.Expect(s.StartOn("127.0.0.1:0")).To(Succeed())
+	defer s.Close()
+	g.Expect(get(t, s.URL()+"/api/users/self").status).To(Equal(http.StatusUnauthorized))
+
+	busy := mautictest.NewUnstartedServer()
+	defer busy.Close()
+	g.Expect(busy.StartOn(strings.TrimPrefix(s.URL(), "http://"))).NotTo(Succeed())
+}
+
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("crm", true)
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		req := formRequest(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.DefaultClient.Do(req)
+			if err == nil {
+				_ = resp.Body.Close()
+			}
+			s.SetAccessTokenLifetime(time.Hour)
+			_ = s.TokenRequests()
+		}()
+	}
+	wg.Wait()
+	g.Expect(s.TokenRequests()).To(Equal(20))
+	g.Expect(s.IssuedAccessTokens()).To(Equal(20))
+}
