@@ -343,13 +343,13 @@ func (d *demo) withManagerLog(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return err
 	}
-	state := "still running"
+	state := "was still running"
 	select {
 	case <-d.manager.exited:
-		state = fmt.Sprintf("exited: %v", d.manager.err)
+		state = fmt.Sprintf("had exited (%s)", exitText(d.manager.err))
 	default:
 	}
-	return fmt.Errorf("%w\n\nmanager %s; last lines of %s:\n%s", err, state, d.managerLogPath(), tail(d.managerLogPath(), logTailLines))
+	return fmt.Errorf("%w\n\nthe manager %s when the demo failed; last lines of %s:\n%s", err, state, d.managerLogPath(), tail(d.managerLogPath(), logTailLines))
 }
 
 // tail returns the last n lines of the file at path, indented.
@@ -681,13 +681,17 @@ func timeText(t *metav1.Time) string {
 	return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), relative(t.Time))
 }
 
-// relative says "in 1m19s" or "3s ago".
+// relative says "in 1m19s", "now" or "3s ago".
 func relative(t time.Time) string {
 	d := time.Until(t).Round(time.Second)
-	if d >= 0 {
+	switch {
+	case d == 0:
+		return "now"
+	case d > 0:
 		return "in " + d.String()
+	default:
+		return (-d).String() + " ago"
 	}
-	return (-d).String() + " ago"
 }
 
 // valueOrNone renders an empty string as <none>.
