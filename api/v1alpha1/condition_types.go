@@ -76,6 +76,11 @@ const (
 	CASecretInvalidReason = "CASecretInvalid"
 	// RequestRejectedReason: Mautic rejected the request for another reason it named.
 	RequestRejectedReason = "RequestRejected"
+	// ReauthorizationRequiredReason: Mautic refused the refresh token (invalid_grant); a person must run
+	// `kubectl mautic authorize` again, or change the refresh_token seed.
+	ReauthorizationRequiredReason = "ReauthorizationRequired"
+	// AuthorizationRequiredReason: an AuthorizationCode connection has no refresh token yet.
+	AuthorizationRequiredReason = "AuthorizationRequired"
 	// TokenSecretConflictReason: a Secret with the token Secret's name exists and is not owned by this connection.
 	TokenSecretConflictReason = "TokenSecretConflict"
 )

@@ -5,14 +5,20 @@ import (
 )
 
 // Grant is how the operator authenticates to Mautic.
-// +kubebuilder:validation:Enum=ClientCredentials;Basic
+// +kubebuilder:validation:Enum=ClientCredentials;AuthorizationCode;Basic;Password
 type Grant string
 
 const (
 	// GrantClientCredentials uses OAuth2 client credentials (a Mautic API client created by an admin, Mautic 4.0+).
 	GrantClientCredentials Grant = "ClientCredentials"
+	// GrantAuthorizationCode uses a refresh token obtained once by a person (kubectl mautic authorize) and
+	// rotated on every refresh; the operator keeps it in the state Secret.
+	GrantAuthorizationCode Grant = "AuthorizationCode"
 	// GrantBasic uses HTTP Basic auth with a Mautic username and password (Basic auth enabled in Mautic's API settings).
 	GrantBasic Grant = "Basic"
+	// GrantPassword uses the OAuth2 resource-owner password grant, for OAuth2 servers other than Mautic
+	// (Mautic refuses it).
+	GrantPassword Grant = "Password"
 )
 
 // Keys read from the credentials Secret.
@@ -23,8 +29,11 @@ const (
 	ClientSecretKey = "client_secret"
 	// UsernameKey holds the Mautic username (Basic).
 	UsernameKey = "username"
-	// PasswordKey holds the Mautic password (Basic).
+	// PasswordKey holds the Mautic password (Basic, Password).
 	PasswordKey = "password"
+	// RefreshTokenKey in the credentials Secret seeds the refresh token of an AuthorizationCode connection
+	// once (a changed value seeds again); in the state Secret it holds the current refresh token.
+	RefreshTokenKey = "refresh_token"
 	// CACertKey holds the PEM bundle in the Secret named by spec.tls.caSecretRef.
 	CACertKey = "ca.crt"
 )
@@ -53,6 +62,10 @@ const (
 	ConnectionLabel = "auth.mautic-operator.dev/connection"
 	// RefreshRequestedAtAnnotation on a MauticConnection requests a new token; any new value triggers one refresh.
 	RefreshRequestedAtAnnotation = "auth.mautic-operator.dev/refresh-requested-at"
+	// AuthorizedAtAnnotation on the state Secret records when a person last authorized the connection.
+	AuthorizedAtAnnotation = "auth.mautic-operator.dev/authorized-at"
+	// StateSecretSuffix names the state Secret of an AuthorizationCode connection: "<name>-oauth-state".
+	StateSecretSuffix = "-oauth-state"
 )
 
 // SecretReference names a Secret in the MauticConnection's own namespace.
@@ -132,10 +145,31 @@ type MauticConnectionSpec struct {
 	URL string `json:"url"`
 
 	// grant is how the operator authenticates: ClientCredentials (default; keys client_id and
-	// client_secret) or Basic (keys username and password).
+	// client_secret), AuthorizationCode (client_id and client_secret; the refresh token comes from
+	// `kubectl mautic authorize` or a refresh_token key), Basic (username and password), or Password
+	// (client_id, client_secret, username and password; OAuth2 servers other than Mautic).
 	// +optional
 	// +kubebuilder:default=ClientCredentials
 	Grant Grant `json:"grant,omitempty"`
+
+	// tokenPath overrides the token endpoint path, relative to spec.url (default /oauth/v2/token),
+	// for OAuth2 servers other than Mautic.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.contains('?') && !self.contains('#')",message="spec.tokenPath must be a path such as /oauth/v2/token, without query or fragment"
+	TokenPath string `json:"tokenPath,omitempty"`
+
+	// scopes are sent with token requests (Mautic ignores scopes; other OAuth2 servers may need them).
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=set
+	Scopes []string `json:"scopes,omitempty"`
+
+	// refreshTokenLifetime is how long the server keeps an unused refresh token (AuthorizationCode;
+	// Mautic's default is 14 days). The operator refreshes at least often enough that it never lapses.
+	// +optional
+	// +kubebuilder:default="336h"
+	RefreshTokenLifetime *metav1.Duration `json:"refreshTokenLifetime,omitempty"`
 
 	// credentialsSecretRef names the Secret, in this namespace, that holds the credentials. The
 	// operator reads it and never writes to it.
@@ -192,6 +226,10 @@ type MauticConnectionStatus struct {
 	// +optional
 	RenewAt *metav1.Time `json:"renewAt,omitempty"`
 
+	// refreshTokenExpiresAt is when the stored refresh token would lapse if unused (AuthorizationCode only).
+	// +optional
+	RefreshTokenExpiresAt *metav1.Time `json:"refreshTokenExpiresAt,omitempty"`
+
 	// lastRefreshTime is when the published token was obtained.
 	// +optional
 	LastRefreshTime *metav1.Time `json:"lastRefreshTime,omitempty"`
@@ -235,6 +273,11 @@ type MauticConnection struct {
 	// status is what the operator observed.
 	// +optional
 	Status MauticConnectionStatus `json:"status,omitempty"`
+}
+
+// StateSecretName returns the name of the operator-only Secret that holds the refresh token.
+func (c *MauticConnection) StateSecretName() string {
+	return c.Name + StateSecretSuffix
 }
 
 // TokenSecretName returns the name of the token Secret: spec.tokenSecret.name or "<name>-token".

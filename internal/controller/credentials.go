@@ -7,8 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
@@ -18,20 +18,29 @@ import (
 // defaultAccessTokenLifetime is assumed when a token answer carries no expires_in (Mautic's default).
 const defaultAccessTokenLifetime = time.Hour
 
+// defaultRefreshTokenLifetime is Mautic's default refresh-token lifetime, 14 days.
+const defaultRefreshTokenLifetime = 14 * 24 * time.Hour
+
 // credentials are the values read from the credentials Secret for one grant.
 type credentials struct {
 	clientID     string
 	clientSecret string
 	username     string
 	password     string
+	// seed is the optional refresh_token key of an AuthorizationCode connection.
+	seed string
 }
 
 // requiredKeys lists the credentials Secret keys a grant needs.
 func requiredKeys(grant authv1alpha1.Grant) []string {
-	if grant == authv1alpha1.GrantBasic {
+	switch grant {
+	case authv1alpha1.GrantBasic:
 		return []string{authv1alpha1.UsernameKey, authv1alpha1.PasswordKey}
+	case authv1alpha1.GrantPassword:
+		return []string{authv1alpha1.ClientIDKey, authv1alpha1.ClientSecretKey, authv1alpha1.UsernameKey, authv1alpha1.PasswordKey}
+	default:
+		return []string{authv1alpha1.ClientIDKey, authv1alpha1.ClientSecretKey}
 	}
-	return []string{authv1alpha1.ClientIDKey, authv1alpha1.ClientSecretKey}
 }
 
 // credentialsFrom reads the grant's keys from secret and names those that are missing or empty.
@@ -44,24 +53,51 @@ func credentialsFrom(grant authv1alpha1.Grant, secret *corev1.Secret) (credentia
 		}
 		return v
 	}
-	var creds credentials
-	if grant == authv1alpha1.GrantBasic {
-		creds.username = value(authv1alpha1.UsernameKey)
+	password := func() string {
 		// A password may legitimately start or end with spaces: keep it as it is.
-		creds.password = string(secret.Data[authv1alpha1.PasswordKey])
-		if creds.password == "" {
+		v := string(secret.Data[authv1alpha1.PasswordKey])
+		if v == "" {
 			missing = append(missing, authv1alpha1.PasswordKey)
 		}
-		return creds, missing
+		return v
 	}
-	creds.clientID = value(authv1alpha1.ClientIDKey)
-	creds.clientSecret = value(authv1alpha1.ClientSecretKey)
+	var creds credentials
+	switch grant {
+	case authv1alpha1.GrantBasic:
+		creds.username = value(authv1alpha1.UsernameKey)
+		creds.password = password()
+	case authv1alpha1.GrantPassword:
+		creds.clientID = value(authv1alpha1.ClientIDKey)
+		creds.clientSecret = value(authv1alpha1.ClientSecretKey)
+		creds.username = value(authv1alpha1.UsernameKey)
+		creds.password = password()
+	case authv1alpha1.GrantAuthorizationCode:
+		creds.clientID = value(authv1alpha1.ClientIDKey)
+		creds.clientSecret = value(authv1alpha1.ClientSecretKey)
+		creds.seed = strings.TrimSpace(string(secret.Data[authv1alpha1.RefreshTokenKey]))
+	default:
+		creds.clientID = value(authv1alpha1.ClientIDKey)
+		creds.clientSecret = value(authv1alpha1.ClientSecretKey)
+	}
 	return creds, missing
 }
 
 // hash identifies the credentials without revealing them.
 func (c credentials) hash(grant authv1alpha1.Grant) string {
-	return hashOf(string(grant), c.clientID, c.clientSecret, c.username, c.password)
+	return hashOf(string(grant), c.clientID, c.clientSecret, c.username, c.password, c.seed)
+}
+
+// connectionHash identifies where and how tokens are requested: a change mints a new token.
+func connectionHash(conn *authv1alpha1.MauticConnection, baseURL string) string {
+	return hashOf(append([]string{string(conn.EffectiveGrant()), baseURL, conn.Spec.TokenPath}, conn.Spec.Scopes...)...)
+}
+
+// refreshTokenLifetime returns spec.refreshTokenLifetime, or Mautic's default.
+func refreshTokenLifetime(conn *authv1alpha1.MauticConnection) time.Duration {
+	if conn.Spec.RefreshTokenLifetime != nil && conn.Spec.RefreshTokenLifetime.Duration > 0 {
+		return conn.Spec.RefreshTokenLifetime.Duration
+	}
+	return defaultRefreshTokenLifetime
 }
 
 // keyList renders keys for a message: "client_id and client_secret".

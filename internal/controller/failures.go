@@ -23,6 +23,10 @@ type failure struct {
 // describeFailure turns an error from the Mautic client into a condition reason and a message
 // that names the fix. Messages quote Mautic's answer (never a token or secret).
 func describeFailure(s *scope, err error) *failure {
+	var stall *stallError
+	if errors.As(err, &stall) {
+		return &failure{class: stall.class, reason: stall.reason, message: stall.message}
+	}
 	class := mautic.Classify(err)
 	f := &failure{class: class, reason: authv1alpha1.RefreshFailedReason, message: err.Error()}
 	ref := fmt.Sprintf("%s/%s", s.conn.Namespace, s.conn.Spec.CredentialsSecretRef.Name)

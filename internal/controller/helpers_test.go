@@ -86,6 +86,23 @@ func (e *env) expectNoCredentialsIn(secret *corev1.Secret) {
 	for key, value := range secret.Annotations {
 		g.Expect(value).NotTo(ContainSubstring(e.app.Secret), "annotation %s holds the client secret", key)
 	}
+	if state := e.stateSecret(); state != nil {
+		refreshToken := string(state.Data[authv1alpha1.RefreshTokenKey])
+		for key, value := range secret.Data {
+			g.Expect(string(value)).NotTo(ContainSubstring(refreshToken), "token Secret key %s holds the refresh token", key)
+		}
+	}
+}
+
+// stateSecret reads the operator-only state Secret uncached; nil when it does not exist.
+func (e *env) stateSecret() *corev1.Secret {
+	e.t.Helper()
+	secret := &corev1.Secret{}
+	if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName + authv1alpha1.StateSecretSuffix}, secret); err != nil {
+		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return nil
+	}
+	return secret
 }
 
 // condition returns the connection's condition of type t, or nil.

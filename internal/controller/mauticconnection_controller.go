@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,9 @@ const FieldOwner = "mautic-operator"
 // minRequeue keeps a renewal time in the past from turning into a hot loop.
 const minRequeue = time.Second
 
+// inFlightRetry is how soon a connection whose refresh token another manager is spending is looked at again.
+const inFlightRetry = 2 * time.Second
+
 // MauticConnectionReconciler keeps the token Secret of every MauticConnection valid.
 type MauticConnectionReconciler struct {
 	// Client reads MauticConnections and managed Secrets from the cache and writes through the API server.
@@ -44,7 +48,10 @@ type MauticConnectionReconciler struct {
 	// Recorder emits Kubernetes events on the connection.
 	Recorder events.EventRecorder
 
-	memory tokenMemory
+	memory     tokenMemory
+	vault      refreshTokenVault
+	holderOnce sync.Once
+	holderID   string
 }
 
 // scope carries one reconcile's facts from phase to phase and into the status.
@@ -60,13 +67,14 @@ type scope struct {
 	connectionHash  string
 
 	// Set by reconcileToken.
-	liveSecret     *corev1.Secret
-	current        *issuedToken
-	requestReason  string
-	requestMessage string
-	issuedNow      bool
-	verified       *mautic.VerifyResult
-	failure        *failure
+	refreshTokenIssuedAt time.Time
+	liveSecret           *corev1.Secret
+	current              *issuedToken
+	requestReason        string
+	requestMessage       string
+	issuedNow            bool
+	verified             *mautic.VerifyResult
+	failure              *failure
 }
 
 // phase is one step of a reconcile; phases run in order and stop at the first error.
@@ -105,6 +113,10 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	if conn.Spec.Suspend {
 		logf.FromContext(ctx).V(1).Info("Connection is suspended; not refreshing")
+		if expiresAt := conn.Status.ExpiresAt; expiresAt != nil && s.now.Before(expiresAt.Time) {
+			// Look again when the token expires, so that Ready tells the truth.
+			return ctrl.Result{RequeueAfter: expiresAt.Sub(s.now) + minRequeue}, nil
+		}
 		return ctrl.Result{}, nil
 	}
 
@@ -117,7 +129,8 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		result = lowestRequeue(result, phaseResult)
 	}
 	if s.current != nil && s.failure == nil {
-		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAtFor(s.conn, s.current).Sub(s.now), minRequeue)})
+		renewAt := renewAtFor(s.conn, s.current, s.refreshTokenIssuedAt)
+		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAt.Sub(s.now), minRequeue)})
 	}
 	return result, nil
 }
@@ -151,7 +164,7 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 	}
 	s.credentials = creds
 	s.credentialsHash = creds.hash(grant)
-	s.connectionHash = hashOf(string(grant), baseURL)
+	s.connectionHash = connectionHash(s.conn, baseURL)
 
 	if tls := s.conn.Spec.TLS; tls != nil && tls.CASecretRef != nil {
 		caSecret, err := r.readSecret(ctx, s.conn.Namespace, tls.CASecretRef.Name)
@@ -184,6 +197,9 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 			s.conn.Namespace, s.conn.TokenSecretName()))
 	}
 	s.liveSecret = live
+	if s.conn.EffectiveGrant() == authv1alpha1.GrantAuthorizationCode {
+		s.refreshTokenIssuedAt = r.refreshTokenIssuedAt(ctx, s.conn)
+	}
 	known, modified := r.knownToken(s)
 	s.current = known
 
@@ -197,7 +213,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 	}
 	if known != nil {
 		in.Issued = &known.Issued
-		in.RenewAt = renewAtFor(s.conn, known)
+		in.RenewAt = renewAtFor(s.conn, known, s.refreshTokenIssuedAt)
 	}
 	reason, message, needed := token.NewTokenNeeded.Evaluate(in)
 	if !needed {
@@ -248,59 +264,78 @@ func (r *MauticConnectionReconciler) reconcileTokenSecret(ctx context.Context, s
 
 // obtainToken asks Mautic for a token with the connection's grant, and verifies it when asked to.
 // Basic credentials have no token endpoint: they are verified against the API instead.
+// AuthorizationCode spends and rotates the stored refresh token (see refreshWithRotation).
 func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) (*issuedToken, *mautic.VerifyResult, error) {
 	site := mautic.Site{BaseURL: s.baseURL, CACert: s.caCert}
 	issued := token.Issued{IssuedAt: s.now, CredentialsHash: s.credentialsHash, ConnectionHash: s.connectionHash}
 
-	switch grant := s.conn.EffectiveGrant(); grant {
-	case authv1alpha1.GrantBasic:
+	grant := s.conn.EffectiveGrant()
+	if grant == authv1alpha1.GrantBasic {
 		authorization := mautic.BasicAuthorization(s.credentials.username, s.credentials.password)
 		verified, err := r.Mautic.Verify(ctx, mautic.VerifyRequest{Site: site, Path: verifyPath(s.conn), Authorization: authorization})
 		if err != nil {
 			return nil, nil, err
 		}
 		return &issuedToken{Issued: issued, Authorization: authorization, TokenType: tokenTypeBasic, URL: s.baseURL}, verified, nil
-
-	case authv1alpha1.GrantClientCredentials:
-		obtained, err := r.Mautic.Token(ctx, mautic.TokenRequest{
-			Site:         site,
-			Grant:        mautic.GrantClientCredentials,
-			ClientID:     s.credentials.clientID,
-			ClientSecret: s.credentials.clientSecret,
-		})
-		if err != nil {
-			return nil, nil, err
-		}
-		lifetime := obtained.ExpiresIn
-		if lifetime <= 0 {
-			lifetime = defaultAccessTokenLifetime
-		}
-		issued.ExpiresAt = s.now.Add(lifetime).Truncate(time.Second)
-		t := &issuedToken{
-			Issued:        issued,
-			AccessToken:   obtained.AccessToken,
-			Authorization: mautic.BearerAuthorization(obtained.AccessToken),
-			TokenType:     tokenTypeBearer,
-			URL:           s.baseURL,
-		}
-		if s.conn.Spec.Verify == nil {
-			return t, nil, nil
-		}
-		verified, err := r.Mautic.Verify(ctx, mautic.VerifyRequest{Site: site, Path: verifyPath(s.conn), Authorization: t.Authorization})
-		if err != nil {
-			return nil, nil, err
-		}
-		return t, verified, nil
-
-	default:
-		return nil, nil, fmt.Errorf("grant %q is not supported", grant)
 	}
+
+	req := mautic.TokenRequest{
+		Site:         site,
+		ClientID:     s.credentials.clientID,
+		ClientSecret: s.credentials.clientSecret,
+		TokenPath:    s.conn.Spec.TokenPath,
+		Scopes:       s.conn.Spec.Scopes,
+	}
+	var obtained *mautic.Token
+	var err error
+	switch grant {
+	case authv1alpha1.GrantClientCredentials:
+		req.Grant = mautic.GrantClientCredentials
+		obtained, err = r.Mautic.Token(ctx, req)
+	case authv1alpha1.GrantPassword:
+		req.Grant, req.Username, req.Password = mautic.GrantPassword, s.credentials.username, s.credentials.password
+		obtained, err = r.Mautic.Token(ctx, req)
+	case authv1alpha1.GrantAuthorizationCode:
+		obtained, err = r.refreshWithRotation(ctx, s, req)
+	default:
+		err = &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.RequestRejectedReason,
+			message: fmt.Sprintf("grant %q is not supported by this operator version", grant)}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+
+	lifetime := obtained.ExpiresIn
+	if lifetime <= 0 {
+		lifetime = defaultAccessTokenLifetime
+	}
+	issued.ExpiresAt = s.now.Add(lifetime).Truncate(time.Second)
+	t := &issuedToken{
+		Issued:        issued,
+		AccessToken:   obtained.AccessToken,
+		Authorization: mautic.BearerAuthorization(obtained.AccessToken),
+		TokenType:     tokenTypeBearer,
+		URL:           s.baseURL,
+	}
+	if s.conn.Spec.Verify == nil {
+		return t, nil, nil
+	}
+	verified, err := r.Mautic.Verify(ctx, mautic.VerifyRequest{Site: site, Path: verifyPath(s.conn), Authorization: t.Authorization})
+	if err != nil {
+		return nil, nil, err
+	}
+	return t, verified, nil
 }
 
 // tokenFailed records a failed token request: configuration errors stall the connection and end
 // the reconcile without a retry; transient ones requeue with a backoff capped by the remaining
 // validity of the current token, which stays published.
 func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
+	if errors.Is(err, errRefreshInFlight) {
+		// Not a failure: another manager is spending the refresh token; look again shortly.
+		logf.FromContext(ctx).Info("Another manager is refreshing this connection; waiting")
+		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
+	}
 	f := describeFailure(s, err)
 	s.failure = f
 	r.event(s.conn, corev1.EventTypeWarning, f.reason, actionFor(s.requestReason), "%s", f.message)
@@ -372,10 +407,21 @@ func (r *MauticConnectionReconciler) readSecret(ctx context.Context, namespace, 
 }
 
 // renewAtFor returns when t is due for renewal under the connection's refresh settings, with the
-// connection's own jitter.
-func renewAtFor(conn *authv1alpha1.MauticConnection, t *issuedToken) time.Time {
+// connection's own jitter. For AuthorizationCode it is also early enough that the refresh token,
+// issued at refreshTokenIssuedAt, never lapses, however long the access tokens live.
+func renewAtFor(conn *authv1alpha1.MauticConnection, t *issuedToken, refreshTokenIssuedAt time.Time) time.Time {
 	lifetime := t.ExpiresAt.Sub(t.IssuedAt)
-	return token.RenewAt(t.IssuedAt, t.ExpiresAt, renewalPolicy(conn), token.Jitter(string(conn.UID), lifetime))
+	renewAt := token.RenewAt(t.IssuedAt, t.ExpiresAt, renewalPolicy(conn), token.Jitter(string(conn.UID), lifetime))
+	if conn.EffectiveGrant() != authv1alpha1.GrantAuthorizationCode || refreshTokenIssuedAt.IsZero() {
+		return renewAt
+	}
+	refreshLifetime := refreshTokenLifetime(conn)
+	keepAlive := token.RenewAt(refreshTokenIssuedAt, refreshTokenIssuedAt.Add(refreshLifetime), token.RenewalPolicy{},
+		token.Jitter(string(conn.UID), refreshLifetime))
+	if keepAlive.Before(renewAt) {
+		return keepAlive
+	}
+	return renewAt
 }
 
 // event emits a Kubernetes event on the connection when a recorder is configured.

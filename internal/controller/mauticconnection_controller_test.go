@@ -61,7 +61,10 @@ func TestRefreshesBeforeExpiryEveryCycle(t *testing.T) {
 	e := newEnv(t)
 	e.mautic.SetAccessTokenLifetime(4 * time.Second)
 	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	conn := e.newConnection()
+	// Half the lifetime as margin: the lifetimes here are seconds, and CI machines are busy.
+	conn.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](50)}
+	e.createConnection(conn)
 	e.waitReady(authv1alpha1.TokenValidReason)
 
 	const cycles = 4
@@ -370,6 +373,7 @@ func TestSuspendStopsRefreshes(t *testing.T) {
 	requests := e.mautic.TokenRequests()
 	g.Consistently(e.mautic.TokenRequests).WithTimeout(4 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(requests))
 	g.Expect(e.tokenSecret()).NotTo(BeNil(), "suspending never removes the token")
+	e.waitFor(authv1alpha1.ReadyCondition, metav1.ConditionFalse, authv1alpha1.SuspendedReason)
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) { c.Spec.Suspend = false })
 	e.waitReady(authv1alpha1.TokenValidReason)

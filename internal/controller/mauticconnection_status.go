@@ -23,6 +23,8 @@ type statusFacts struct {
 	current *issuedToken
 	// renewAt is when current is due for renewal.
 	renewAt time.Time
+	// refreshTokenExpiresAt is when the stored refresh token would lapse (AuthorizationCode).
+	refreshTokenExpiresAt time.Time
 	// issuedNow is true when current was obtained in this reconcile.
 	issuedNow bool
 	// failure is this reconcile's failed attempt, nil when none.
@@ -45,7 +47,10 @@ func (s *scope) facts(clean bool) statusFacts {
 		refreshRequest: s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation],
 	}
 	if s.current != nil {
-		f.renewAt = renewAtFor(s.conn, s.current)
+		f.renewAt = renewAtFor(s.conn, s.current, s.refreshTokenIssuedAt)
+	}
+	if s.conn.EffectiveGrant() == authv1alpha1.GrantAuthorizationCode && !s.refreshTokenIssuedAt.IsZero() {
+		f.refreshTokenExpiresAt = s.refreshTokenIssuedAt.Add(refreshTokenLifetime(s.conn))
 	}
 	if s.verified != nil {
 		f.mauticVersion = s.verified.MauticVersion
@@ -58,7 +63,7 @@ func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
 	status := &conn.Status
 	status.TokenSecretName = conn.TokenSecretName()
 	if f.suspended {
-		meta.RemoveStatusCondition(&status.Conditions, authv1alpha1.ReconcilingCondition)
+		setSuspendedConditions(conn, f)
 		setObservedGeneration(conn, f)
 		return
 	}
@@ -76,6 +81,22 @@ func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
 	setObservedGeneration(conn, f)
 }
 
+// setSuspendedConditions keeps the last conditions of a suspended connection, which refreshes
+// nothing, until its token expires: then Ready turns False with reason Suspended.
+func setSuspendedConditions(conn *authv1alpha1.MauticConnection, f statusFacts) {
+	meta.RemoveStatusCondition(&conn.Status.Conditions, authv1alpha1.ReconcilingCondition)
+	expiresAt := conn.Status.ExpiresAt
+	if expiresAt == nil || f.now.Before(expiresAt.Time) {
+		return
+	}
+	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
+		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation,
+		Reason: authv1alpha1.SuspendedReason,
+		Message: fmt.Sprintf("spec.suspend is true: the token expired at %s and is not refreshed; set spec.suspend to false to resume",
+			formatTime(expiresAt.Time)),
+	})
+}
+
 // setTokenTimes reports the current token's expiry, renewal and issue times.
 func setTokenTimes(status *authv1alpha1.MauticConnectionStatus, f statusFacts) {
 	if f.current == nil {
@@ -84,6 +105,9 @@ func setTokenTimes(status *authv1alpha1.MauticConnectionStatus, f statusFacts) {
 	status.ExpiresAt = optionalTime(f.current.ExpiresAt)
 	status.RenewAt = optionalTime(f.renewAt)
 	status.LastRefreshTime = optionalTime(f.current.IssuedAt)
+	if !f.refreshTokenExpiresAt.IsZero() {
+		status.RefreshTokenExpiresAt = optionalTime(f.refreshTokenExpiresAt)
+	}
 }
 
 // setFailureCounters counts consecutive failures and resets them on a new token.

@@ -4,14 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/token"
@@ -52,11 +53,20 @@ func (t *issuedToken) valid(now time.Time) bool {
 	return t != nil && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 }
 
-// hashOf returns a short, stable, non-reversible digest of parts. The parts are separated by a
-// byte that cannot occur in Kubernetes keys or URLs, so that ("ab","c") and ("a","bc") differ.
+// hashOf returns a short, stable, non-reversible digest of parts. Each part is prefixed with its
+// length, so that ("ab","c") and ("a","bc") differ whatever bytes the parts hold.
 func hashOf(parts ...string) string {
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	return hex.EncodeToString(sum[:16])
+	h := sha256.New()
+	for _, part := range parts {
+		fmt.Fprintf(h, "%d:%s", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// tokenHash digests every key of the token Secret's data, so that an edit of any of them is noticed.
+func tokenHash(data map[string][]byte) string {
+	return hashOf(string(data[authv1alpha1.AuthorizationKey]), string(data[authv1alpha1.AccessTokenKey]),
+		string(data[authv1alpha1.TokenTypeKey]), string(data[authv1alpha1.ExpiresAtKey]), string(data[authv1alpha1.URLKey]))
 }
 
 // tokenSecretData returns the keys workloads read. It never holds a refresh token or client secret.
@@ -93,13 +103,16 @@ func tokenSecretAnnotations(conn *authv1alpha1.MauticConnection, t *issuedToken)
 	annotations := map[string]string{}
 	if tmpl := secretTemplate(conn); tmpl != nil {
 		for k, v := range tmpl.Annotations {
-			annotations[k] = v
+			// The operator's own bookkeeping cannot be set from the template.
+			if !strings.HasPrefix(k, authv1alpha1.GroupVersion.Group+"/") {
+				annotations[k] = v
+			}
 		}
 	}
 	annotations[issuedAtAnnotation] = t.IssuedAt.UTC().Format(time.RFC3339Nano)
 	annotations[credentialsHashAnnotation] = t.CredentialsHash
 	annotations[connectionHashAnnotation] = t.ConnectionHash
-	annotations[tokenHashAnnotation] = hashOf(t.Authorization)
+	annotations[tokenHashAnnotation] = tokenHash(tokenSecretData(t))
 	return annotations
 }
 
@@ -150,13 +163,8 @@ func tokenSecretCurrent(live *corev1.Secret, conn *authv1alpha1.MauticConnection
 	labels := tokenSecretLabels(conn)
 	annotations := tokenSecretAnnotations(conn, t)
 	want := appliedHash(data, labels, annotations)
-	if live.Annotations[appliedHashAnnotation] != want {
+	if live.Annotations[appliedHashAnnotation] != want || !tokenDataEqual(live, t) {
 		return false
-	}
-	for k, v := range data {
-		if string(live.Data[k]) != string(v) {
-			return false
-		}
 	}
 	for k, v := range labels {
 		if live.Labels[k] != v {
@@ -180,7 +188,7 @@ func issuedFromSecret(live *corev1.Secret) *issuedToken {
 	}
 	annotations := live.Annotations
 	authorization := string(live.Data[authv1alpha1.AuthorizationKey])
-	if authorization == "" || annotations[tokenHashAnnotation] != hashOf(authorization) {
+	if authorization == "" || annotations[tokenHashAnnotation] != tokenHash(live.Data) {
 		return nil
 	}
 	issuedAt, err := time.Parse(time.RFC3339Nano, annotations[issuedAtAnnotation])

@@ -105,6 +105,12 @@ func (e *env) startManager() {
 	if e.stop != nil {
 		e.stop()
 	}
+	e.stop = e.runManager()
+}
+
+// runManager starts one more manager for the test's namespace and returns what stops it.
+func (e *env) runManager() context.CancelFunc {
+	e.t.Helper()
 	g := NewWithT(e.t)
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                 scheme,
@@ -133,8 +139,9 @@ func (e *env) startManager() {
 			e.t.Errorf("manager stopped: %v", err)
 		}
 	}()
-	e.stop = func() { cancel(); <-done }
-	e.t.Cleanup(e.stop)
+	stop := func() { cancel(); <-done }
+	e.t.Cleanup(stop)
+	return stop
 }
 
 func randomSuffix() string {

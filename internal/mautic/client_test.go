@@ -620,11 +620,11 @@ func TestVerify(t *testing.T) {
 			status: 401, errType: "access_denied", message: mautictest.MessageAccessDenied, wantClass: ClassConfiguration,
 		},
 		{
-			name: "path without /api redirects to the login page",
+			name: "path without /api redirects to the login page (a wrong path: configuration)",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
 				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Path: "users/self", Authorization: BearerAuthorization(token)}
 			},
-			status: 302, unexpected: true, wantClass: ClassTransient,
+			status: 302, unexpected: true, wantClass: ClassConfiguration,
 		},
 		{
 			name: "HTML answer",

@@ -187,7 +187,9 @@ func Classify(err error) Class {
 	}
 	var unexpected *UnexpectedResponseError
 	if errors.As(err, &unexpected) {
-		if unexpected.StatusCode == http.StatusNotFound {
+		// 404 is a wrong path; a redirect (http to https, or to a login page) is a wrong spec.url.
+		// Neither heals by retrying.
+		if unexpected.StatusCode == http.StatusNotFound || (unexpected.StatusCode >= 300 && unexpected.StatusCode < 400) {
 			return ClassConfiguration
 		}
 		return ClassTransient

@@ -7,39 +7,41 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
 
 // Mautic's English messages (the real ones are translated; clients must not match on them).
 const (
-	MessageInvalidGrantType      = "Invalid grant_type parameter or parameter missing"
-	MessageNoClientID            = "Client id was not found in the headers or body"
-	MessageInvalidClient         = "The client credentials are invalid"
-	MessageUnauthorizedClient    = "The grant type is unauthorized for this client_id"
-	MessageInvalidRefreshToken   = "Invalid refresh token"
-	MessageExpiredRefreshToken   = "Refresh token has expired"
-	MessageNoRefreshToken        = `No "refresh_token" parameter found`
-	MessageNoCode                = `Missing parameter. "code" is required`
-	MessageNoRedirectURI         = "The redirect URI parameter is required."
-	MessageInvalidCode           = "Code doesn't exist or is invalid for the client"
-	MessageRedirectMismatch      = "The redirect URI is missing or do not match"
-	MessageExpiredCode           = "The authorization code has expired"
-	MessageUnsupportedScope      = "An unsupported scope was requested."
-	MessageAPIDisabled           = "API disabled. You need to enable the API in the API settings of Mautic's Configuration."
-	MessageBasicAuthDisabled     = "Basic Auth disabled. You need to enable HTTP basic auth in the API settings page of your Mautic account."
-	MessageBasicAuthInvalid      = "Authorization denied, invalid credentials."
-	MessageAccessDenied          = "API authorization denied."
-	MessageInvalidAccessToken    = "The access token provided is invalid."
-	MessageExpiredAccessToken    = "The access token provided has expired."
-	MessageTwoTokenMethods       = "Only one method may be used to authenticate at a time (Auth header, GET or POST)."
-	MessageInternalServerError   = "Looks like I encountered an error (error #500). If I do it again, please report me to the system administrator!"
-	MessageServiceUnavailable    = "Service Unavailable"
-	MessageAuthorizeNoClientID   = "No client id supplied"
-	MessageAuthorizeUnknown      = "Unknown client"
-	MessageAuthorizeNoRedirect   = "No redirect URL was supplied or registered."
-	MessageAuthorizeManyRedirect = "No redirect URL was supplied and more than one is registered."
-	MessageAuthorizeMismatch     = "The redirect URI provided does not match registered URI(s)."
+	MessageInvalidGrantType       = "Invalid grant_type parameter or parameter missing"
+	MessageNoClientID             = "Client id was not found in the headers or body"
+	MessageInvalidClient          = "The client credentials are invalid"
+	MessageUnauthorizedClient     = "The grant type is unauthorized for this client_id"
+	MessageInvalidRefreshToken    = "Invalid refresh token"
+	MessageInvalidUserCredentials = "Invalid username and password combination"
+	MessageExpiredRefreshToken    = "Refresh token has expired"
+	MessageNoRefreshToken         = `No "refresh_token" parameter found`
+	MessageNoCode                 = `Missing parameter. "code" is required`
+	MessageNoRedirectURI          = "The redirect URI parameter is required."
+	MessageInvalidCode            = "Code doesn't exist or is invalid for the client"
+	MessageRedirectMismatch       = "The redirect URI is missing or do not match"
+	MessageExpiredCode            = "The authorization code has expired"
+	MessageUnsupportedScope       = "An unsupported scope was requested."
+	MessageAPIDisabled            = "API disabled. You need to enable the API in the API settings of Mautic's Configuration."
+	MessageBasicAuthDisabled      = "Basic Auth disabled. You need to enable HTTP basic auth in the API settings page of your Mautic account."
+	MessageBasicAuthInvalid       = "Authorization denied, invalid credentials."
+	MessageAccessDenied           = "API authorization denied."
+	MessageInvalidAccessToken     = "The access token provided is invalid."
+	MessageExpiredAccessToken     = "The access token provided has expired."
+	MessageTwoTokenMethods        = "Only one method may be used to authenticate at a time (Auth header, GET or POST)."
+	MessageInternalServerError    = "Looks like I encountered an error (error #500). If I do it again, please report me to the system administrator!"
+	MessageServiceUnavailable     = "Service Unavailable"
+	MessageAuthorizeNoClientID    = "No client id supplied"
+	MessageAuthorizeUnknown       = "Unknown client"
+	MessageAuthorizeNoRedirect    = "No redirect URL was supplied or registered."
+	MessageAuthorizeManyRedirect  = "No redirect URL was supplied and more than one is registered."
+	MessageAuthorizeMismatch      = "The redirect URI provided does not match registered URI(s)."
 )
 
 // grantTypePattern is oauth2-php's filter for grant_type.
@@ -66,8 +68,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if p == "/index.php" || strings.HasPrefix(p, "/index.php/") {
 		p, prefix = strings.TrimPrefix(p, "/index.php"), "/index.php"
 	}
+	s.mu.Lock()
+	generic := s.generic
+	s.mu.Unlock()
 	switch {
-	case p == "/oauth/v2/token":
+	case generic != nil && p == generic.TokenPath:
+		s.serveToken(w, r)
+	case p == "/oauth/v2/token" && generic == nil:
 		s.serveToken(w, r)
 	case p == "/oauth/v2/authorize":
 		s.serveAuthorize(w, r)
@@ -279,7 +286,8 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 		return fail("invalid_client", MessageInvalidClient)
 	}
 	allowed := grantType == "authorization_code" || grantType == "refresh_token" ||
-		grantType == "client_credentials" && client.AllowClientCredentials
+		grantType == "client_credentials" && client.AllowClientCredentials ||
+		grantType == "password" && s.generic != nil
 	if !allowed {
 		return fail("unauthorized_client", MessageUnauthorizedClient)
 	}
@@ -330,9 +338,21 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 			s.rotatedRefreshTokens[refreshToken] = true
 		}
 	}
-	if params.Get("scope") != "" {
-		// Mautic configures no supported scopes, so oauth2-php refuses any requested scope.
-		return fail("invalid_scope", MessageUnsupportedScope)
+	if grantType == "password" {
+		account, ok := s.users[params.Get("username")]
+		if !ok || subtle.ConstantTimeCompare([]byte(account.password), []byte(params.Get("password"))) != 1 {
+			return fail("invalid_grant", MessageInvalidUserCredentials)
+		}
+		username = account.username
+	}
+	var grantedScope *string
+	if requested := params.Get("scope"); requested != "" {
+		// Mautic configures no supported scopes, so oauth2-php refuses any requested scope; a generic
+		// server grants the scopes it knows.
+		if s.generic == nil || !allScopesKnown(requested, s.generic.Scopes) {
+			return fail("invalid_scope", MessageUnsupportedScope)
+		}
+		grantedScope = &requested
 	}
 	if consume != nil {
 		consume()
@@ -341,12 +361,23 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 		AccessToken: s.issueLocked(s.accessTokens, clientID, username, s.accessLifetime),
 		ExpiresIn:   int64(s.accessLifetime / time.Second),
 		TokenType:   "bearer",
+		Scope:       grantedScope,
 	}
 	s.issuedAccessTokens++
 	if grantType != "client_credentials" {
 		answer.RefreshToken = s.issueLocked(s.refreshTokens, clientID, username, s.refreshLifetime)
 	}
 	return answer, nil
+}
+
+// allScopesKnown reports whether every space-separated scope in requested is in known.
+func allScopesKnown(requested string, known []string) bool {
+	for _, scope := range strings.Fields(requested) {
+		if !slices.Contains(known, scope) {
+			return false
+		}
+	}
+	return true
 }
 
 // redirectURIMatches reports whether input matches registered: same scheme, host and port, and

@@ -102,6 +102,7 @@ type Server struct {
 	apiEnabled           bool
 	basicAuthEnabled     bool
 	rfc6749Errors        bool
+	generic              *GenericOAuth2
 	authorizeDenied      bool
 	mauticVersion        string
 	fault                Fault
@@ -340,6 +341,25 @@ func (s *Server) SetRFC6749Errors(enabled bool) {
 	s.rfc6749Errors = enabled
 }
 
+// GenericOAuth2 describes a standard OAuth2 server that is not Mautic (1CRM, say): its token
+// endpoint path, the scopes it grants, and the resource-owner password grant.
+type GenericOAuth2 struct {
+	// TokenPath replaces /oauth/v2/token, which then answers 404.
+	TokenPath string
+	// Scopes are the scopes a client may request; the answer echoes the requested ones.
+	Scopes []string
+}
+
+// SetGenericOAuth2 makes the server play a standard OAuth2 server: RFC 6749 error bodies, the token
+// endpoint at g.TokenPath, the password grant for users added with AddUser, and g.Scopes.
+// nil goes back to Mautic's behaviour.
+func (s *Server) SetGenericOAuth2(g *GenericOAuth2) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.generic = g
+	s.rfc6749Errors = g != nil
+}
+
 // SetAuthorizeDenied makes /oauth/v2/authorize act as if the user denied consent: 302 with no
 // Location header, as Mautic answers. By default the authorize endpoint approves at once for DefaultUsername.
 func (s *Server) SetAuthorizeDenied(denied bool) {
@@ -459,6 +479,14 @@ func (s *Server) AccessTokenValid(token string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	record, ok := s.accessTokens[token]
+	return ok && s.clock.Now().Before(record.expiresAt)
+}
+
+// RefreshTokenValid reports whether token is a refresh token the server would accept now.
+func (s *Server) RefreshTokenValid(token string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	record, ok := s.refreshTokens[token]
 	return ok && s.clock.Now().Before(record.expiresAt)
 }
 

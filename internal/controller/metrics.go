@@ -1,0 +1,218 @@
+package controller
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+)
+
+// The operator's Prometheus metrics, served on the manager's metrics endpoint with
+// controller-runtime's own. Per-connection series carry only the labels namespace and name;
+// no label ever holds a token, a secret, a URL or a message (see DESIGN.md, Security).
+
+// Results of a token refresh, the values of the result label of mautic_operator_refresh_total.
+const (
+	refreshResultSuccess                 = "success"
+	refreshResultTransientError          = "transient_error"
+	refreshResultConfigurationError      = "configuration_error"
+	refreshResultReauthorizationRequired = "reauthorization_required"
+)
+
+// refreshResults are all the refresh results; every connection starts with each at zero, so that
+// rate() and increase() see its first failure.
+var refreshResults = []string{
+	refreshResultSuccess,
+	refreshResultTransientError,
+	refreshResultConfigurationError,
+	refreshResultReauthorizationRequired,
+}
+
+// transportErrorCode is the code label of a request that got no HTTP answer at all.
+const transportErrorCode = "error"
+
+// requestDurationBuckets cover a fast local Mautic up to the client's default 30s timeout.
+var requestDurationBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
+
+// operatorMetrics are the operator's collectors. The package registers one set on
+// controller-runtime's registry; tests build their own, unregistered, to compare whole vectors.
+type operatorMetrics struct {
+	tokenExpiry           *prometheus.GaugeVec
+	tokenRenewal          *prometheus.GaugeVec
+	refreshTokenExpiry    *prometheus.GaugeVec
+	connectionReady       *prometheus.GaugeVec
+	connectionStalled     *prometheus.GaugeVec
+	refreshes             *prometheus.CounterVec
+	tokenRequestDuration  *prometheus.HistogramVec
+	verifyRequestDuration *prometheus.HistogramVec
+}
+
+// connectionLabels are the labels of every per-connection series.
+var connectionLabels = []string{"namespace", "name"}
+
+func newOperatorMetrics() *operatorMetrics {
+	gauge := func(name, help string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "mautic_operator", Name: name, Help: help}, connectionLabels)
+	}
+	return &operatorMetrics{
+		tokenExpiry: gauge("token_expiry_timestamp_seconds",
+			"When the published access token expires, in seconds since the Unix epoch; absent for Basic credentials, which do not expire."),
+		tokenRenewal: gauge("token_renewal_timestamp_seconds",
+			"When the operator next refreshes the token (Basic: re-verifies the credentials), in seconds since the Unix epoch; absent while suspended."),
+		refreshTokenExpiry: gauge("refresh_token_expiry_timestamp_seconds",
+			"When the stored refresh token lapses if unused, in seconds since the Unix epoch (AuthorizationCode only)."),
+		connectionReady: gauge("connection_ready",
+			"1 when the connection's Ready condition is True, else 0."),
+		connectionStalled: gauge("connection_stalled",
+			"1 when the connection's Stalled condition is True (a person must act), else 0."),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "mautic_operator", Name: "refresh_total",
+			Help: "Attempts to obtain a new token, by result: success, transient_error, configuration_error or reauthorization_required.",
+		}, append(append([]string{}, connectionLabels...), "result")),
+		tokenRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "mautic_operator", Name: "token_request_duration_seconds",
+			Help:    "Duration of requests to Mautic's token endpoint, by OAuth2 grant_type and HTTP status code (\"error\": no answer).",
+			Buckets: requestDurationBuckets,
+		}, []string{"grant", "code"}),
+		verifyRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "mautic_operator", Name: "verify_request_duration_seconds",
+			Help:    "Duration of authenticated Mautic API calls that verify a token or Basic credentials, by HTTP status code (\"error\": no answer).",
+			Buckets: requestDurationBuckets,
+		}, []string{"code"}),
+	}
+}
+
+// collectors lists every collector, for registration.
+func (m *operatorMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.tokenExpiry, m.tokenRenewal, m.refreshTokenExpiry, m.connectionReady, m.connectionStalled,
+		m.refreshes, m.tokenRequestDuration, m.verifyRequestDuration,
+	}
+}
+
+// recordConnection sets the per-connection gauges from the connection's status. A timestamp the
+// status does not have (or that means nothing for the grant) is deleted, not left stale.
+func (m *operatorMetrics) recordConnection(conn *authv1alpha1.MauticConnection) {
+	ns, name := conn.Namespace, conn.Name
+	status := &conn.Status
+	grant := conn.EffectiveGrant()
+
+	setTimestamp(m.tokenExpiry, ns, name, status.ExpiresAt, grant != authv1alpha1.GrantBasic)
+	setTimestamp(m.tokenRenewal, ns, name, status.RenewAt, !conn.Spec.Suspend)
+	setTimestamp(m.refreshTokenExpiry, ns, name, status.RefreshTokenExpiresAt, grant == authv1alpha1.GrantAuthorizationCode)
+	m.connectionReady.WithLabelValues(ns, name).Set(boolValue(meta.IsStatusConditionTrue(status.Conditions, authv1alpha1.ReadyCondition)))
+	m.connectionStalled.WithLabelValues(ns, name).Set(boolValue(meta.IsStatusConditionTrue(status.Conditions, authv1alpha1.StalledCondition)))
+	for _, result := range refreshResults {
+		m.refreshes.WithLabelValues(ns, name, result) // creates the series at 0; a no-op once it exists
+	}
+}
+
+// forgetConnection deletes every series of the connection.
+func (m *operatorMetrics) forgetConnection(key types.NamespacedName) {
+	labels := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
+	for _, vec := range []*prometheus.MetricVec{
+		m.tokenExpiry.MetricVec, m.tokenRenewal.MetricVec, m.refreshTokenExpiry.MetricVec,
+		m.connectionReady.MetricVec, m.connectionStalled.MetricVec, m.refreshes.MetricVec,
+	} {
+		vec.DeletePartialMatch(labels)
+	}
+}
+
+// recordRefreshResult counts one attempt to obtain a token.
+func (m *operatorMetrics) recordRefreshResult(conn *authv1alpha1.MauticConnection, result string) {
+	m.refreshes.WithLabelValues(conn.Namespace, conn.Name, result).Inc()
+}
+
+// observeRequest records the duration of one HTTP request to Mautic.
+func (m *operatorMetrics) observeRequest(op mautic.Op, grant mautic.Grant, statusCode int, d time.Duration) {
+	code := transportErrorCode
+	if statusCode > 0 {
+		code = strconv.Itoa(statusCode)
+	}
+	switch op {
+	case mautic.OpToken:
+		m.tokenRequestDuration.WithLabelValues(string(grant), code).Observe(d.Seconds())
+	case mautic.OpVerify:
+		m.verifyRequestDuration.WithLabelValues(code).Observe(d.Seconds())
+	}
+}
+
+// setTimestamp sets gauge to t in seconds since the epoch, or deletes the series when t is unset
+// or not meaningful.
+func setTimestamp(gauge *prometheus.GaugeVec, namespace, name string, t *metav1.Time, meaningful bool) {
+	if t == nil || t.IsZero() || !meaningful {
+		gauge.DeleteLabelValues(namespace, name)
+		return
+	}
+	gauge.WithLabelValues(namespace, name).Set(float64(t.UnixNano()) / float64(time.Second))
+}
+
+func boolValue(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// operatorMetricsSet is the set served on the manager's metrics endpoint.
+var operatorMetricsSet = newOperatorMetrics()
+
+func init() {
+	metrics.Registry.MustRegister(operatorMetricsSet.collectors()...)
+}
+
+// recordConnectionMetrics sets the per-connection gauges from the status just computed; call it
+// after computeStatus.
+func recordConnectionMetrics(conn *authv1alpha1.MauticConnection) {
+	operatorMetricsSet.recordConnection(conn)
+}
+
+// forgetConnectionMetrics deletes every per-connection series once the connection is gone.
+func forgetConnectionMetrics(key types.NamespacedName) {
+	operatorMetricsSet.forgetConnection(key)
+}
+
+// recordRefreshResult counts one attempt to obtain a token; result is one of the refreshResult constants.
+func recordRefreshResult(conn *authv1alpha1.MauticConnection, result string) {
+	operatorMetricsSet.recordRefreshResult(conn, result)
+}
+
+// ObserveTokenRequest records one HTTP request to Mautic in the request-duration histograms: token
+// requests by grant and status code, verify calls by status code. It has the signature of
+// mautic.Options.Observe, where the manager plugs it in.
+func ObserveTokenRequest(op mautic.Op, grant mautic.Grant, statusCode int, d time.Duration) {
+	operatorMetricsSet.observeRequest(op, grant, statusCode, d)
+}
+
+// refreshResultFor names the refresh result of a failure's class.
+func refreshResultFor(class mautic.Class) string {
+	switch class {
+	case mautic.ClassConfiguration:
+		return refreshResultConfigurationError
+	case mautic.ClassReauthorization:
+		return refreshResultReauthorizationRequired
+	default:
+		return refreshResultTransientError
+	}
+}
+
+// refreshResult is the result of this reconcile's attempt to obtain a token; attempted is false
+// when no policy asked for one (nothing to count), or when the reconcile stalled before asking
+// (the Stalled gauge reports that).
+func (s *scope) refreshResult() (result string, attempted bool) {
+	switch {
+	case s.issuedNow:
+		return refreshResultSuccess, true
+	case s.failure != nil && s.requestReason != "":
+		return refreshResultFor(s.failure.class), true
+	default:
+		return "", false
+	}
+}
