@@ -6,6 +6,8 @@ CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mautic-operator
 BIN_DIR ?= $(CACHE_DIR)/bin
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(BIN_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
+GOLANGCI_LINT_VERSION ?= v2.15.0
+GOLANGCI_LINT ?= $(BIN_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBECTL ?= kubectl
 GO_TEST_FLAGS ?= -count=1
 export MAUTIC_OPERATOR_CACHE := $(CACHE_DIR)
@@ -31,12 +33,16 @@ fmt: ## go fmt.
 vet: ## go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml); built from the Go module proxy on first use.
+	$(GOLANGCI_LINT) run ./...
+
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver and etcd from pinned Go modules into the cache (first use only).
 	@hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane ## Run every test: unit, client against the Mautic test server, envtest controller tests and e2e.
+test: controlplane ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health and e2e.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./... 
 
 .PHONY: test-e2e
@@ -63,8 +69,9 @@ demo: controlplane build ## Local control plane + Mautic test server + manager b
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/demo
 
 .PHONY: build
-build: ## Build the manager binary.
+build: ## Build the manager binary and the kubectl plugin into bin/.
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/kubectl-mautic ./cmd/kubectl-mautic
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
@@ -76,6 +83,13 @@ build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager).
 	$(KUBECTL) kustomize config/default > dist/install.yaml
 
 ##@ Deployment
+
+PLUGIN_DIR ?= $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
+
+.PHONY: install-plugin
+install-plugin: ## Install the kubectl plugin as PLUGIN_DIR/kubectl-mautic (PLUGIN_DIR must be on PATH): `kubectl mautic --help`.
+	GOBIN=$(PLUGIN_DIR) go install ./cmd/kubectl-mautic
+	@echo "Installed $(PLUGIN_DIR)/kubectl-mautic; with $(PLUGIN_DIR) on PATH, run: kubectl mautic --help"
 
 .PHONY: install
 install: manifests ## Install the CRD into the cluster of the current kubeconfig.
@@ -93,6 +107,11 @@ deploy: manifests ## Deploy the operator with image IMG to the cluster of the cu
 .PHONY: undeploy
 undeploy: ## Remove the operator from the cluster.
 	$(KUBECTL) kustomize config/default | $(KUBECTL) delete --ignore-not-found -f -
+
+$(GOLANGCI_LINT):
+	mkdir -p $(BIN_DIR)/golangci-lint-build
+	GOBIN=$(BIN_DIR)/golangci-lint-build go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+	mv $(BIN_DIR)/golangci-lint-build/golangci-lint $(GOLANGCI_LINT)
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN_DIR)

@@ -128,6 +128,7 @@ func run(ctx context.Context, opts options) error {
 			RequestsPerSecond: opts.mauticRequestsPerSecond,
 			Burst:             opts.mauticBurst,
 			AllowLinkLocal:    opts.allowLinkLocalTargets,
+			Observe:           controller.ObserveTokenRequest,
 		}),
 		Clock:    clock.RealClock{},
 		Recorder: mgr.GetEventRecorder("mautic-operator"),

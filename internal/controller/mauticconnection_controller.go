@@ -92,12 +92,14 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.memory.forget(req.NamespacedName)
+			forgetConnectionMetrics(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !conn.DeletionTimestamp.IsZero() {
 		// The token Secret goes with its owner; nothing to do.
 		r.memory.forget(req.NamespacedName)
+		forgetConnectionMetrics(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 
@@ -106,6 +108,10 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	defer func() {
 		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
 		computeStatus(conn, s.facts(clean))
+		recordConnectionMetrics(conn)
+		if result, attempted := s.refreshResult(); attempted {
+			recordRefreshResult(conn, result)
+		}
 		if err := r.Client.Status().Patch(ctx, conn, patch); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
 		}

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+// authorizeURLPattern finds the authorization URL the plugin prints.
+var authorizeURLPattern = regexp.MustCompile(`http://\S+/oauth/v2/authorize\?\S+`)
+
+// printedAuthorizeURL waits until the run prints the authorization URL and returns it.
+func printedAuthorizeURL(t *testing.T, r *running) string {
+	t.Helper()
+	g := NewWithT(t)
+	g.Eventually(r.stdout.String).WithTimeout(20*time.Second).Should(MatchRegexp(authorizeURLPattern.String()),
+		"stderr: %s", r.stderr)
+	return authorizeURLPattern.FindString(r.stdout.String())
+}
+
+// browse is a scripted browser: it GETs rawURL, follows redirects (to Mautic's authorize
+// endpoint, then to the loopback callback) and returns the last status and body.
+func browse(t *testing.T, rawURL string) (int, string) {
+	t.Helper()
+	return browseWith(t, &http.Client{Timeout: 30 * time.Second}, rawURL)
+}
+
+// browseWith is browse with a given HTTP client.
+func browseWith(t *testing.T, browser *http.Client, rawURL string) (int, string) {
+	t.Helper()
+	resp, err := browser.Get(rawURL)
+	if err != nil {
+		t.Fatalf("browsing %s: %v", rawURL, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the answer of %s: %v", rawURL, err)
+	}
+	return resp.StatusCode, string(body)
+}
+
+// stateSecret reads the state Secret of conn.
+func stateSecret(ctx context.Context, conn *authv1alpha1.MauticConnection) (*corev1.Secret, error) {
+	secret := &corev1.Secret{}
+	err := k8sClient.Get(ctx, types.NamespacedName{Namespace: conn.Namespace, Name: conn.StateSecretName()}, secret)
+	return secret, err
+}
+
+// authorizeOnce runs `authorize` for conn through the scripted browser and checks it succeeded.
+func authorizeOnce(t *testing.T, f *fixture, conn *authv1alpha1.MauticConnection) (stdout, stderr string) {
+	t.Helper()
+	g := NewWithT(t)
+	r := f.start("authorize", conn.Name, "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+	authorizeURL := printedAuthorizeURL(t, r)
+	status, body := browse(t, authorizeURL)
+	g.Expect(r.wait(t)).To(Equal(exitOK), "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(body).To(ContainSubstring("Authorized; you can close this tab"))
+	return r.stdout.String(), r.stderr.String()
+}
+
+func TestAuthorizeStoresRefreshToken(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	before := time.Now().Add(-time.Second)
+
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+	authorizeURL := printedAuthorizeURL(t, r)
+	stdoutLines := r.stdout.String()
+	g.Expect(stdoutLines).To(HavePrefix(
+		"Register this redirect URI on the Mautic API credentials (Settings > API Credentials): " + f.redirectURI() + "\n"))
+
+	parsed, err := url.Parse(authorizeURL)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(parsed.Scheme + "://" + parsed.Host).To(Equal(f.mautic.URL()))
+	g.Expect(parsed.Path).To(Equal("/oauth/v2/authorize"))
+	query := parsed.Query()
+	g.Expect(query.Get("client_id")).To(Equal(f.app.ID))
+	g.Expect(query.Get("redirect_uri")).To(Equal(f.redirectURI()))
+	g.Expect(query.Get("response_type")).To(Equal("code"))
+	g.Expect(query.Get("state")).To(MatchRegexp(`^[A-Za-z0-9_-]{43}$`), "32 random bytes, base64url")
+
+	status, body := browse(t, authorizeURL)
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(body).To(ContainSubstring("Authorized; you can close this tab"))
+	g.Expect(r.wait(t)).To(Equal(exitOK), "stderr: %s", r.stderr)
+	g.Expect(r.stdout.String()).To(ContainSubstring("Authorized crm; the operator will publish the token in Secret crm-token\n"))
+	g.Expect(f.opened.String()).To(BeEmpty(), "--no-browser opens nothing")
+
+	state, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(state.Type).To(Equal(corev1.SecretTypeOpaque))
+	g.Expect(state.Data).To(HaveLen(1))
+	refreshToken := string(state.Data[authv1alpha1.RefreshTokenKey])
+	g.Expect(refreshToken).NotTo(BeEmpty())
+	g.Expect(state.Labels).To(Equal(map[string]string{
+		authv1alpha1.ManagedByLabel:  authv1alpha1.ManagedByValue,
+		authv1alpha1.ConnectionLabel: "crm",
+	}))
+	authorizedAt, err := time.Parse(time.RFC3339, state.Annotations[authv1alpha1.AuthorizedAtAnnotation])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(authorizedAt).To(BeTemporally(">=", before.Truncate(time.Second)))
+	g.Expect(state.OwnerReferences).To(HaveLen(1))
+	owner := state.OwnerReferences[0]
+	g.Expect(owner.APIVersion).To(Equal("auth.mautic-operator.dev/v1alpha1"))
+	g.Expect(owner.Kind).To(Equal("MauticConnection"))
+	g.Expect(owner.Name).To(Equal("crm"))
+	g.Expect(owner.UID).To(Equal(conn.UID))
+	g.Expect(owner.Controller).To(HaveValue(BeTrue()))
+	g.Expect(owner.BlockOwnerDeletion).To(HaveValue(BeTrue()))
+
+	// Neither the tokens nor the client secret are ever printed.
+	for _, output := range []string{r.stdout.String(), r.stderr.String()} {
+		g.Expect(output).NotTo(ContainSubstring(refreshToken))
+		g.Expect(output).NotTo(ContainSubstring(f.app.Secret))
+	}
+
+	// The stored refresh token is one the server accepts.
+	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
+		Site:         mautic.Site{BaseURL: f.mautic.URL()},
+		Grant:        mautic.GrantRefreshToken,
+		ClientID:     f.app.ID,
+		ClientSecret: f.app.Secret,
+		RefreshToken: refreshToken,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(token.AccessToken).NotTo(BeEmpty())
+	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(1))
+
+	// The access token of the exchange went nowhere: no token Secret was written by the plugin.
+	err = k8sClient.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: "crm-token"}, &corev1.Secret{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the operator owns the token Secret")
+
+	// A refresh was requested from the operator.
+	updated := &authv1alpha1.MauticConnection{}
+	g.Expect(k8sClient.Get(f.ctx, keyOf(conn), updated)).To(Succeed())
+	requestedAt, err := time.Parse(time.RFC3339Nano, updated.Annotations[authv1alpha1.RefreshRequestedAtAnnotation])
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(requestedAt).To(BeTemporally(">=", before))
+}
+
+func TestAuthorizeOverTLSWithCASecret(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixtureWith(t, mautictest.NewTLSServer())
+	ca := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "mautic-ca"},
+		Data:       map[string][]byte{authv1alpha1.CACertKey: f.mautic.CACertPEM()},
+	}
+	g.Expect(k8sClient.Create(f.ctx, ca)).To(Succeed())
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode, func(c *authv1alpha1.MauticConnection) {
+		c.Spec.AllowInsecureHTTP = false
+		c.Spec.TLS = &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: ca.Name}}
+		c.Spec.TokenPath = "/oauth/v2/token"
+	})
+
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+	g.Eventually(r.stdout.String).WithTimeout(20*time.Second).Should(ContainSubstring("https://"), "stderr: %s", r.stderr)
+	authorizeURL := regexp.MustCompile(`https://\S+/oauth/v2/authorize\?\S+`).FindString(r.stdout.String())
+	g.Expect(authorizeURL).To(HavePrefix(f.mautic.URL() + "/oauth/v2/authorize?"))
+
+	pool := x509.NewCertPool()
+	g.Expect(pool.AppendCertsFromPEM(f.mautic.CACertPEM())).To(BeTrue())
+	browser := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	status, body := browseWith(t, browser, authorizeURL)
+	g.Expect(status).To(Equal(http.StatusOK))
+	g.Expect(body).To(ContainSubstring("Authorized; you can close this tab"))
+	g.Expect(r.wait(t)).To(Equal(exitOK), "stderr: %s", r.stderr)
+	state, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(state.Data[authv1alpha1.RefreshTokenKey]).NotTo(BeEmpty())
+}
+
+func TestAuthorizeExplainsRefusedClientSecret(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	f.mautic.SetClientSecret(f.app.ID, "regenerated-in-mautic")
+
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+	status, body := browse(t, printedAuthorizeURL(t, r))
+	g.Expect(status).To(Equal(http.StatusBadGateway))
+	g.Expect(body).To(ContainSubstring("Authorization failed"))
+	g.Expect(r.wait(t)).To(Equal(exitFailed))
+	g.Expect(r.stderr.String()).To(ContainSubstring(fmt.Sprintf(
+		"Mautic refused the client_id or client_secret of Secret %s/crm-credentials", f.ns)))
+	g.Expect(r.stderr.String()).NotTo(ContainSubstring(f.app.Secret))
+	_, err := stateSecret(f.ctx, conn)
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+}
+
+func TestAuthorizeReplacesStateSecret(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	authorizeOnce(t, f, conn)
+	first, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	// The operator's own bookkeeping on the state Secret survives a new authorization.
+	metav1.SetMetaDataAnnotation(&first.ObjectMeta, "auth.mautic-operator.dev/seed-hash", "kept")
+	first.Data["stale"] = []byte("dropped")
+	g.Expect(k8sClient.Update(f.ctx, first)).To(Succeed())
+
+	authorizeOnce(t, f, conn)
+	second, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(second.UID).To(Equal(first.UID), "updated, not recreated")
+	g.Expect(second.Data).To(HaveLen(1))
+	g.Expect(second.Data[authv1alpha1.RefreshTokenKey]).NotTo(Equal(first.Data[authv1alpha1.RefreshTokenKey]))
+	g.Expect(second.Annotations).To(HaveKeyWithValue("auth.mautic-operator.dev/seed-hash", "kept"))
+	g.Expect(second.Annotations).To(HaveKey(authv1alpha1.AuthorizedAtAnnotation))
+	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(2))
+}
+
+func TestAuthorizeRefusesInvalidState(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		query func(authorizeState string) url.Values
+	}{
+		{name: "wrong state", query: func(string) url.Values {
+			return url.Values{"code": {"abc"}, "state": {"not-the-state"}}
+		}},
+		{name: "missing state", query: func(string) url.Values {
+			return url.Values{"code": {"abc"}}
+		}},
+		{name: "state of an error answer", query: func(string) url.Values {
+			return url.Values{"error": {"redirect_uri_mismatch"}, "state": {"forged"}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t)
+			conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+
+			// Without --no-browser, the plugin asks the (recorded) browser to open the printed URL.
+			r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port))
+			authorizeURL := printedAuthorizeURL(t, r)
+			g.Eventually(f.opened.String).Should(Equal(authorizeURL + "\n"))
+			parsed, err := url.Parse(authorizeURL)
+			g.Expect(err).NotTo(HaveOccurred())
+
+			status, body := browse(t, f.redirectURI()+"?"+tc.query(parsed.Query().Get("state")).Encode())
+			g.Expect(status).To(Equal(http.StatusBadRequest))
+			g.Expect(body).To(ContainSubstring("Invalid OAuth state"))
+			g.Expect(r.wait(t)).To(Equal(exitFailed))
+			g.Expect(r.stderr.String()).To(HavePrefix("error: Invalid OAuth state"))
+
+			_, err = stateSecret(f.ctx, conn)
+			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no state Secret is written")
+			g.Expect(f.mautic.TokenRequests()).To(BeZero(), "no code is exchanged")
+		})
+	}
+}
+
+func TestAuthorizeExplainsRedirectURIMismatch(t *testing.T) {
+	t.Run("redirect URI not registered on the client", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.app.RedirectURIs = []string{"http://127.0.0.1:1/callback"}
+		f.mautic.AddClient(f.app)
+		conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+
+		stdout, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		g.Expect(code).To(Equal(exitFailed))
+		g.Expect(stdout).To(ContainSubstring("Register this redirect URI on the Mautic API credentials (Settings > API Credentials): " + f.redirectURI()))
+		g.Expect(stdout).NotTo(MatchRegexp(authorizeURLPattern.String()), "the mismatch is found before the browser opens")
+		g.Expect(stderr).To(ContainSubstring("redirect_uri_mismatch"))
+		g.Expect(stderr).To(ContainSubstring("the redirect URI must be registered on the Mautic API credentials exactly, host and port included"))
+		g.Expect(stderr).To(ContainSubstring("add " + f.redirectURI() + " to its Redirect URI"))
+		_, err := stateSecret(f.ctx, conn)
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		g.Expect(f.mautic.TokenRequests()).To(BeZero())
+	})
+
+	t.Run("mismatch reported on the redirect", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+		r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		parsed, err := url.Parse(printedAuthorizeURL(t, r))
+		g.Expect(err).NotTo(HaveOccurred())
+
+		query := url.Values{"error": {"redirect_uri_mismatch"}, "state": {parsed.Query().Get("state")}}
+		status, body := browse(t, f.redirectURI()+"?"+query.Encode())
+		g.Expect(status).To(Equal(http.StatusBadRequest))
+		g.Expect(body).To(ContainSubstring("host and port included"))
+		g.Expect(r.wait(t)).To(Equal(exitFailed))
+		g.Expect(r.stderr.String()).To(ContainSubstring("must be registered on the Mautic API credentials exactly, host and port included"))
+	})
+}
+
+func TestAuthorizeFailsWithoutCode(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+	parsed, err := url.Parse(printedAuthorizeURL(t, r))
+	g.Expect(err).NotTo(HaveOccurred())
+
+	status, _ := browse(t, f.redirectURI()+"?state="+url.QueryEscape(parsed.Query().Get("state")))
+	g.Expect(status).To(Equal(http.StatusBadRequest))
+	g.Expect(r.wait(t)).To(Equal(exitFailed))
+	g.Expect(r.stderr.String()).To(ContainSubstring("without an authorization code"))
+	_, err = stateSecret(f.ctx, conn)
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+}
+
+func TestAuthorizeTimesOutWhenConsentIsDenied(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	f.mautic.SetAuthorizeDenied(true)
+	f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser", "--timeout", "2s")
+
+	// Mautic answers a denied consent with 302 and no Location: the browser never comes back.
+	status, _ := browse(t, printedAuthorizeURL(t, r))
+	g.Expect(status).To(Equal(http.StatusFound))
+	g.Expect(r.wait(t)).To(Equal(exitFailed))
+	g.Expect(r.stderr.String()).To(ContainSubstring("did not redirect to " + f.redirectURI() + " within 2s; nothing was stored"))
+	g.Expect(r.stderr.String()).To(ContainSubstring("if access was denied"))
+}
+
+func TestAuthorizeRefusesOtherGrants(t *testing.T) {
+	for _, grant := range []authv1alpha1.Grant{authv1alpha1.GrantClientCredentials, authv1alpha1.GrantBasic} {
+		t.Run(string(grant), func(t *testing.T) {
+			g := NewWithT(t)
+			f := newFixture(t)
+			f.createConnection("crm", grant)
+			stdout, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+			g.Expect(code).To(Equal(exitFailed))
+			g.Expect(stdout).To(BeEmpty())
+			g.Expect(stderr).To(ContainSubstring(fmt.Sprintf("MauticConnection %s/crm has spec.grant %s", f.ns, grant)))
+			g.Expect(stderr).To(ContainSubstring("Set spec.grant: AuthorizationCode"))
+			g.Expect(f.mautic.AuthorizeRequests()).To(BeZero())
+		})
+	}
+}
+
+func TestAuthorizeChecksBeforeListening(t *testing.T) {
+	t.Run("port in use", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+		taken, err := net.Listen("tcp", f.redirectHost())
+		g.Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = taken.Close() }()
+
+		_, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		g.Expect(code).To(Equal(exitFailed))
+		g.Expect(stderr).To(ContainSubstring(fmt.Sprintf("port %d on 127.0.0.1 is already in use: pass --port", f.port)))
+	})
+
+	t.Run("state Secret owned by something else", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+		foreign := &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: "crm-oauth-state"},
+			StringData: map[string]string{"mine": "keep"},
+		}
+		g.Expect(k8sClient.Create(f.ctx, foreign)).To(Succeed())
+
+		_, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		g.Expect(code).To(Equal(exitFailed))
+		g.Expect(stderr).To(ContainSubstring(fmt.Sprintf("Secret %s/crm-oauth-state exists and is not owned by MauticConnection %s/crm", f.ns, f.ns)))
+		g.Expect(f.mautic.AuthorizeRequests()).To(BeZero())
+	})
+
+	t.Run("missing credentials key", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+		credentials := &corev1.Secret{}
+		g.Expect(k8sClient.Get(f.ctx, types.NamespacedName{Namespace: f.ns, Name: "crm-credentials"}, credentials)).To(Succeed())
+		delete(credentials.Data, authv1alpha1.ClientSecretKey)
+		g.Expect(k8sClient.Update(f.ctx, credentials)).To(Succeed())
+
+		_, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		g.Expect(code).To(Equal(exitFailed))
+		g.Expect(stderr).To(ContainSubstring("has no client_secret key"))
+	})
+
+	t.Run("API disabled", func(t *testing.T) {
+		g := NewWithT(t)
+		f := newFixture(t)
+		f.mautic.SetAPIEnabled(false)
+		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+		_, stderr, code := f.run("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser")
+		g.Expect(code).To(Equal(exitFailed))
+		g.Expect(stderr).To(ContainSubstring("Mautic's API is disabled"))
+	})
+}
+
+// redirectHost is the loopback address the plugin listens on.
+func (f *fixture) redirectHost() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(f.port))
+}
+
+// keyOf is the name of conn as a types.NamespacedName.
+func keyOf(conn *authv1alpha1.MauticConnection) types.NamespacedName {
+	return types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
+}

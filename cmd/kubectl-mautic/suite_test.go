@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+var (
+	// k8sClient is the tests' own client, for arranging and checking objects.
+	k8sClient client.Client
+	// kubeconfigPath is a kubeconfig for the local control plane, passed to the plugin with --kubeconfig.
+	kubeconfigPath string
+	// kubeconfigBytes is that kubeconfig's content.
+	kubeconfigBytes []byte
+)
+
+// TestMain starts one local control plane (kube-apiserver and etcd, see hack/controlplane.sh)
+// for the package and writes a kubeconfig for it; the plugin reads that kubeconfig as a user would.
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run make test, which builds kube-apiserver and etcd and sets it")
+		os.Exit(1)
+	}
+	ctrllog.SetLogger(logr.Discard())
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	restConfig, err := testEnv.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
+		os.Exit(1)
+	}
+	code := func() int {
+		defer func() {
+			if err := testEnv.Stop(); err != nil {
+				fmt.Fprintf(os.Stderr, "stopping the local control plane: %v\n", err)
+			}
+		}()
+		if k8sClient, err = client.New(restConfig, client.Options{Scheme: scheme}); err != nil {
+			fmt.Fprintf(os.Stderr, "creating a client: %v\n", err)
+			return 1
+		}
+		dir, err := os.MkdirTemp("", "kubectl-mautic-test-")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "creating a temporary directory: %v\n", err)
+			return 1
+		}
+		defer func() { _ = os.RemoveAll(dir) }()
+		kubeconfigBytes = testEnv.KubeConfig
+		kubeconfigPath = filepath.Join(dir, "kubeconfig")
+		if err := os.WriteFile(kubeconfigPath, kubeconfigBytes, 0o600); err != nil {
+			fmt.Fprintf(os.Stderr, "writing the kubeconfig: %v\n", err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// fixture is one test's world: a namespace, a Mautic test server with one API client whose
+// redirect URI is registered for a free loopback port, and the plugin's outside world.
+type fixture struct {
+	t      *testing.T
+	ctx    context.Context
+	ns     string
+	mautic *mautictest.Server
+	app    mautictest.ClientApp
+	port   int
+	clock  clock.PassiveClock
+	// opened records the URLs the plugin asked to open in a browser.
+	opened *syncBuffer
+}
+
+// newFixture creates a namespace and a plain-HTTP Mautic test server for one test.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	return newFixtureWith(t, mautictest.NewServer())
+}
+
+// newFixtureWith creates a namespace for one test that uses server.
+func newFixtureWith(t *testing.T, server *mautictest.Server) *fixture {
+	t.Helper()
+	g := NewWithT(t)
+	f := &fixture{
+		t:      t,
+		ctx:    context.Background(),
+		ns:     "t-" + randomSuffix(),
+		mautic: server,
+		port:   freePort(t),
+		clock:  clock.RealClock{},
+		opened: &syncBuffer{},
+	}
+	t.Cleanup(f.mautic.Close)
+	f.app = f.mautic.NewClient("kubectl-mautic test", false)
+	f.app.RedirectURIs = []string{f.redirectURI()}
+	f.mautic.AddClient(f.app)
+	g.Expect(k8sClient.Create(f.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})).To(Succeed())
+	t.Cleanup(func() {
+		_ = k8sClient.Delete(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: f.ns}})
+	})
+	return f
+}
+
+// redirectURI is the redirect URI the plugin uses with --port f.port.
+func (f *fixture) redirectURI() string {
+	return fmt.Sprintf("http://127.0.0.1:%d/callback", f.port)
+}
+
+// createConnection creates a credentials Secret for f.app and a MauticConnection with grant
+// pointing at the test server (plain http, so allowInsecureHTTP), after mutate.
+func (f *fixture) createConnection(name string, grant authv1alpha1.Grant, mutate ...func(*authv1alpha1.MauticConnection)) *authv1alpha1.MauticConnection {
+	f.t.Helper()
+	g := NewWithT(f.t)
+	credentials := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name + "-credentials"},
+		StringData: map[string]string{authv1alpha1.ClientIDKey: f.app.ID, authv1alpha1.ClientSecretKey: f.app.Secret},
+	}
+	g.Expect(k8sClient.Create(f.ctx, credentials)).To(Succeed())
+	conn := &authv1alpha1.MauticConnection{
+		ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: name},
+		Spec: authv1alpha1.MauticConnectionSpec{
+			URL:                  f.mautic.URL() + "/",
+			Grant:                grant,
+			AllowInsecureHTTP:    true,
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentials.Name},
+		},
+	}
+	for _, m := range mutate {
+		m(conn)
+	}
+	g.Expect(k8sClient.Create(f.ctx, conn)).To(Succeed())
+	return conn
+}
+
+// deps returns the plugin's outside world for this test, writing to stdout and stderr.
+func (f *fixture) deps(stdout, stderr *syncBuffer) deps {
+	return deps{
+		stdout:  stdout,
+		stderr:  stderr,
+		clock:   f.clock,
+		connect: connect,
+		mautic:  mautic.New(mautic.Options{}),
+		openBrowser: func(url string) error {
+			_, _ = f.opened.Write([]byte(url + "\n"))
+			return nil
+		},
+	}
+}
+
+// run runs the plugin to completion and returns its stdout, stderr and exit code. The
+// --kubeconfig flag is added; the namespace must be given by the caller.
+func (f *fixture) run(args ...string) (string, string, int) {
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	code := run(f.ctx, append(args, "--kubeconfig", kubeconfigPath), f.deps(stdout, stderr))
+	return stdout.String(), stderr.String(), code
+}
+
+// running is a plugin run in progress.
+type running struct {
+	stdout, stderr *syncBuffer
+	done           chan int
+}
+
+// start runs the plugin in the background, with --kubeconfig added.
+func (f *fixture) start(args ...string) *running {
+	r := &running{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
+	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
+	f.t.Cleanup(cancel)
+	go func() {
+		r.done <- run(ctx, append(args, "--kubeconfig", kubeconfigPath), f.deps(r.stdout, r.stderr))
+	}()
+	return r
+}
+
+// wait returns the exit code of the run, failing the test if it does not end in time.
+func (r *running) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-r.done:
+		return code
+	case <-time.After(45 * time.Second):
+		t.Fatalf("the plugin did not finish; stdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+		return -1
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("finding a free port: %v", err)
+	}
+	defer func() { _ = listener.Close() }()
+	return listener.Addr().(*net.TCPAddr).Port
+}
+
+// randomSuffix returns 8 random hex digits for unique namespace names.
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
