@@ -270,8 +270,10 @@ type MauticConnection struct {
 	// +required
 	Spec MauticConnectionSpec `json:"spec"`
 
-	// status is what the operator observed.
+	// status is what the operator observed. It defaults to observedGeneration 0, so that kstatus
+	// (Flux, kubectl wait) sees a new object as InProgress until the operator has looked at it.
 	// +optional
+	// +kubebuilder:default={observedGeneration: 0}
 	Status MauticConnectionStatus `json:"status,omitempty"`
 }
 

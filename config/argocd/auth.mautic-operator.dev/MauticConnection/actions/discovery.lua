@@ -1,0 +1,4 @@
+-- Argo CD resource actions for auth.mautic-operator.dev/MauticConnection.
+local actions = {}
+actions["refresh"] = {["disabled"] = false}
+return actions

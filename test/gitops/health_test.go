@@ -1,0 +1,474 @@
+package gitops_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	lua "github.com/yuin/gopher-lua"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+// TestNewConnection: before the operator has written a status, Argo CD reports Progressing; once
+// a token is published, Healthy, and kstatus Current.
+func TestNewConnection(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(nil)
+
+	fresh := e.live(g)
+	g.Expect(condition(fresh, authv1alpha1.ReadyCondition)).To(BeNil(), "no manager watches the namespace yet")
+	g.Expect(health(t, fresh)).To(Equal(argoHealth{
+		Status: "Progressing", Message: "Waiting for the operator to observe generation 1",
+	}))
+	t.Run("kstatus", func(t *testing.T) {
+		result := computeKstatus(t, fresh)
+		if _, found, _ := unstructured.NestedInt64(fresh.Object, "status", "observedGeneration"); !found {
+			// kstatus judges generation only against a status.observedGeneration that exists, and a
+			// resource with no conditions at all is Current ("Resource is current"). The API server
+			// drops status on create, so a connection nobody has reconciled yet looks done to Flux
+			// until the CRD defaults status.observedGeneration (to 0) or the operator writes it.
+			t.Skipf("kstatus computes %s (%q) for a connection without status; InProgress needs "+
+				"status.observedGeneration defaulted by the CRD", result.Status, result.Message)
+		}
+		NewWithT(t).Expect(result.Status).To(Equal(kstatus.InProgressStatus), result.Message)
+	})
+
+	e.startManager()
+	ready := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+		g.Expect(observed(u)).To(BeTrue())
+	})
+	g.Expect(health(t, ready)).To(Equal(argoHealth{
+		Status: "Healthy", Message: condition(ready, authv1alpha1.ReadyCondition)["message"].(string),
+	}))
+	g.Expect(health(t, ready).Message).To(HavePrefix("Token valid until "))
+	g.Expect(computeKstatus(t, ready).Status).To(Equal(kstatus.CurrentStatus))
+}
+
+// TestStalledConnection: a client secret Mautic refuses is Degraded in Argo CD, with the Stalled
+// reason and message, and Failed for kstatus.
+func TestStalledConnection(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.createCredentials("not-the-client-secret")
+	e.createConnection(nil)
+	e.startManager()
+
+	stalled := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.StalledCondition)).To(And(
+			HaveKeyWithValue("status", "True"), HaveKeyWithValue("reason", authv1alpha1.InvalidClientReason)))
+		g.Expect(observed(u)).To(BeTrue())
+	})
+	stalledMessage := condition(stalled, authv1alpha1.StalledCondition)["message"].(string)
+	g.Expect(health(t, stalled)).To(Equal(argoHealth{
+		Status: "Degraded", Message: authv1alpha1.InvalidClientReason + ": " + stalledMessage,
+	}))
+	result := computeKstatus(t, stalled)
+	g.Expect(result.Status).To(Equal(kstatus.FailedStatus), result.Message)
+	g.Expect(result.Message).To(Equal(stalledMessage))
+}
+
+// TestExpiredTokenWhileMauticFails: a token that expired while Mautic answers 500 is Degraded in
+// Argo CD. kstatus has no such state: Reconciling=True makes it InProgress, so Flux reports it only
+// when its health-check timeout runs out.
+func TestExpiredTokenWhileMauticFails(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(nil)
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+	e.mautic.InjectFault(mautictest.FaultServerError, -1)
+
+	expired := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(And(
+			HaveKeyWithValue("status", "False"), HaveKeyWithValue("reason", authv1alpha1.TokenExpiredReason)))
+		g.Expect(condition(u, authv1alpha1.ReconcilingCondition)).To(HaveKeyWithValue("status", "True"))
+		g.Expect(observed(u)).To(BeTrue())
+	})
+	readyMessage := condition(expired, authv1alpha1.ReadyCondition)["message"].(string)
+	g.Expect(health(t, expired)).To(Equal(argoHealth{
+		Status: "Degraded", Message: authv1alpha1.TokenExpiredReason + ": " + readyMessage,
+	}))
+	g.Expect(readyMessage).To(ContainSubstring("refreshing failed"))
+	g.Expect(computeKstatus(t, expired).Status).To(Equal(kstatus.InProgressStatus))
+}
+
+// TestTransientRetryWithValidToken: while a refresh is retried and the published token still works,
+// Argo CD stays Healthy and says that a retry is under way. kstatus reads Reconciling=True as
+// InProgress.
+func TestTransientRetryWithValidToken(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	// Renewal after a tenth of a long lifetime: a wide window in which the token works and refreshing fails.
+	e.mautic.SetAccessTokenLifetime(60 * time.Second)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(func(c *authv1alpha1.MauticConnection) {
+		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](90)}
+	})
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+	e.mautic.InjectFault(mautictest.FaultServerError, -1)
+
+	retrying := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReconcilingCondition)).To(And(
+			HaveKeyWithValue("status", "True"), HaveKeyWithValue("reason", authv1alpha1.RefreshFailedReason)))
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+		g.Expect(observed(u)).To(BeTrue())
+	})
+	got := health(t, retrying)
+	g.Expect(got.Status).To(Equal("Healthy"))
+	g.Expect(got.Message).To(Equal(condition(retrying, authv1alpha1.ReadyCondition)["message"].(string) +
+		"; the token works while a refresh is retried: " +
+		condition(retrying, authv1alpha1.ReconcilingCondition)["message"].(string)))
+	g.Expect(got.Message).To(ContainSubstring("Attempt "))
+	g.Expect(computeKstatus(t, retrying).Status).To(Equal(kstatus.InProgressStatus))
+}
+
+// TestSuspendedConnection: spec.suspend is Suspended in Argo CD, before and after the operator
+// observes it and after the token expires; kstatus follows Ready.
+func TestSuspendedConnection(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(nil)
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))
+	suspended := e.live(g)
+	g.Expect(k8sClient.Patch(e.ctx, suspended, patch)).To(Succeed())
+	g.Expect(health(t, suspended)).To(Equal(argoHealth{
+		Status: "Suspended", Message: "spec.suspend is true: the operator requests no tokens and writes no Secrets",
+	}))
+
+	suspended = e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(u.GetGeneration()).To(Equal(int64(2)))
+		g.Expect(observed(u)).To(BeTrue())
+	})
+	g.Expect(health(t, suspended).Status).To(Equal("Suspended"))
+	if condition(suspended, authv1alpha1.ReadyCondition)["status"] == "True" {
+		g.Expect(computeKstatus(t, suspended).Status).To(Equal(kstatus.CurrentStatus))
+	}
+
+	lapsed := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(And(
+			HaveKeyWithValue("status", "False"), HaveKeyWithValue("reason", authv1alpha1.SuspendedReason)))
+	})
+	g.Expect(health(t, lapsed)).To(Equal(argoHealth{
+		Status: "Suspended", Message: condition(lapsed, authv1alpha1.ReadyCondition)["message"].(string),
+	}))
+	g.Expect(health(t, lapsed).Message).To(HavePrefix("spec.suspend is true: the token expired at "))
+	g.Expect(computeKstatus(t, lapsed).Status).To(Equal(kstatus.InProgressStatus))
+}
+
+// TestRoutineRefreshes: across several routine refreshes, every read of the live object is Healthy
+// for Argo CD and Current for kstatus, so neither Argo CD nor Flux sees a refresh as a change.
+func TestRoutineRefreshes(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(func(c *authv1alpha1.MauticConnection) {
+		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](50)}
+	})
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+
+	// Sample for 8s at least, and on until three refreshes were seen: a busy machine may be slower.
+	const minRefreshes, samplePeriod = 3, 8 * time.Second
+	start := time.Now()
+	tokens := []string{}
+	samples := 0
+	for time.Since(start) < samplePeriod || len(tokens) <= minRefreshes {
+		g.Expect(time.Since(start)).To(BeNumerically("<", eventually+samplePeriod),
+			"saw %d refreshes", max(len(tokens)-1, 0))
+		u := e.live(g)
+		samples++
+		described := describe(u)
+		result := computeKstatus(t, u)
+		g.Expect(result.Status).To(Equal(kstatus.CurrentStatus), "sample %d: %s; %s", samples, result.Message, described)
+		g.Expect(health(t, u).Status).To(Equal("Healthy"), "sample %d: %s", samples, described)
+		if token := e.accessToken(g); token != "" && (len(tokens) == 0 || tokens[len(tokens)-1] != token) {
+			tokens = append(tokens, token)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d samples over %s, %d refreshes", samples, time.Since(start).Round(time.Millisecond), len(tokens)-1)
+}
+
+// TestRefreshAction: the refresh action that Argo CD discovers sets the refresh-requested-at
+// annotation and nothing else, and applying its result makes the operator publish a new token.
+func TestRefreshAction(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	e.createCredentials(e.app.Secret)
+	e.createConnection(nil)
+	e.startManager()
+	var before string
+	original := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+		before = e.accessToken(g)
+		g.Expect(before).NotTo(BeEmpty())
+	})
+
+	g.Expect(runLua(t, discoveryScript, original)).To(Equal(map[string]any{"refresh": map[string]any{"disabled": false}}))
+
+	returned, ok := runLua(t, refreshScript, original).(map[string]any)
+	g.Expect(ok).To(BeTrue(), "action.lua returns the object")
+	modified := &unstructured.Unstructured{Object: returned}
+	requestedAt := modified.GetAnnotations()[authv1alpha1.RefreshRequestedAtAnnotation]
+	when, err := time.Parse(time.RFC3339, requestedAt)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(requestedAt).To(MatchRegexp(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`))
+	g.Expect(when).To(BeTemporally("~", time.Now(), 5*time.Second))
+
+	// Argo CD applies an action's result as a merge patch against the live object.
+	patch := client.MergeFrom(original)
+	data, err := patch.Data(modified)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(data).To(MatchJSON(`{"metadata":{"annotations":{"` + authv1alpha1.RefreshRequestedAtAnnotation + `":"` + requestedAt + `"}}}`))
+	g.Expect(k8sClient.Patch(e.ctx, modified, patch)).To(Succeed())
+
+	refreshed := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		handled, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledRefreshRequest")
+		g.Expect(handled).To(Equal(requestedAt))
+		g.Expect(e.accessToken(g)).NotTo(Equal(before))
+	})
+	g.Expect(health(t, refreshed).Status).To(Equal("Healthy"))
+	g.Expect(computeKstatus(t, refreshed).Status).To(Equal(kstatus.CurrentStatus))
+}
+
+// TestArgoCDConfigMap: the argocd-cm snippet embeds exactly the Lua files, and the scripts use
+// nothing Argo CD withholds from argocd-cm scripts (the string library and string methods).
+func TestArgoCDConfigMap(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	raw, err := os.ReadFile(argoConfigMapPath)
+	g.Expect(err).NotTo(HaveOccurred())
+	cm := &corev1.ConfigMap{}
+	g.Expect(yaml.UnmarshalStrict(raw, cm)).To(Succeed())
+	g.Expect(cm.Name).To(Equal("argocd-cm"))
+
+	read := func(path string) string {
+		content, err := os.ReadFile(path)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(string(content)).NotTo(MatchRegexp(`\bstring\.|[\w\])]:\w+\(`), "%s uses the string library", path)
+		return string(content)
+	}
+	const key = "auth.mautic-operator.dev_MauticConnection"
+	g.Expect(cm.Data).To(HaveKeyWithValue("resource.customizations.health."+key, read(healthScript)),
+		"the health check in %s differs from %s", argoConfigMapPath, healthScript)
+
+	var actions struct {
+		Discovery   string `json:"discovery.lua"`
+		Definitions []struct {
+			Name   string `json:"name"`
+			Action string `json:"action.lua"`
+		} `json:"definitions"`
+	}
+	g.Expect(cm.Data).To(HaveKey("resource.customizations.actions." + key))
+	g.Expect(yaml.UnmarshalStrict([]byte(cm.Data["resource.customizations.actions."+key]), &actions)).To(Succeed())
+	g.Expect(actions.Discovery).To(Equal(read(discoveryScript)),
+		"discovery.lua in %s differs from %s", argoConfigMapPath, discoveryScript)
+	g.Expect(actions.Definitions).To(HaveLen(1))
+	g.Expect(actions.Definitions[0].Name).To(Equal("refresh"))
+	g.Expect(actions.Definitions[0].Action).To(Equal(read(refreshScript)),
+		"the refresh action in %s differs from %s", argoConfigMapPath, refreshScript)
+
+	// Every action discovery lists has a definition, in the files' layout too.
+	var listed []string
+	for name := range runLua(t, discoveryScript, &unstructured.Unstructured{Object: map[string]any{}}).(map[string]any) {
+		listed = append(listed, name)
+		g.Expect(filepath.Join(filepath.Dir(discoveryScript), name, "action.lua")).To(BeAnExistingFile())
+	}
+	g.Expect(listed).To(ConsistOf("refresh"))
+}
+
+// condition returns the live object's condition of the given type as a map, or nil.
+func condition(u *unstructured.Unstructured, conditionType string) map[string]any {
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conditions {
+		if m, ok := c.(map[string]any); ok && m["type"] == conditionType {
+			return m
+		}
+	}
+	return nil
+}
+
+// observed is true when the status describes the object's current generation.
+func observed(u *unstructured.Unstructured) bool {
+	observedGeneration, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	return found && observedGeneration == u.GetGeneration()
+}
+
+// computeKstatus computes the object's status as Flux (kstatus) does.
+func computeKstatus(t *testing.T, u *unstructured.Unstructured) *kstatus.Result {
+	t.Helper()
+	result, err := kstatus.Compute(u)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return result
+}
+
+// describe renders the generation and status for failure messages.
+func describe(u *unstructured.Unstructured) string {
+	status, _ := json.Marshal(u.Object["status"])
+	return fmt.Sprintf("generation %d, status %s", u.GetGeneration(), status)
+}
+
+// Where the Argo CD scripts live, in the layout of Argo CD's resource_customizations directory.
+var (
+	argoDir           = filepath.Join("..", "..", "config", "argocd")
+	healthScript      = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "health.lua")
+	discoveryScript   = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "actions", "discovery.lua")
+	refreshScript     = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "actions", "refresh", "action.lua")
+	argoConfigMapPath = filepath.Join(argoDir, "argocd-cm-patch.yaml")
+)
+
+// argoHealth is what an Argo CD health check returns.
+type argoHealth struct {
+	Status  string
+	Message string
+}
+
+// health runs the Argo CD health check on a live object.
+func health(t *testing.T, u *unstructured.Unstructured) argoHealth {
+	t.Helper()
+	hs, ok := runLua(t, healthScript, u).(map[string]any)
+	NewWithT(t).Expect(ok).To(BeTrue(), "health.lua returns a table")
+	status, _ := hs["status"].(string)
+	message, _ := hs["message"].(string)
+	return argoHealth{Status: status, Message: message}
+}
+
+// runLua runs a script the way Argo CD runs scripts from argocd-cm (util/lua/lua.go): only the
+// package, base and table libraries and an os library reduced to time and date, no string
+// library, the object as the global obj, and one second to finish. It returns the script's result
+// converted to Go values, as Argo CD converts it to JSON.
+func runLua(t *testing.T, path string, u *unstructured.Unstructured) any {
+	t.Helper()
+	g := NewWithT(t)
+	script, err := os.ReadFile(path)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	state := lua.NewState(lua.Options{SkipOpenLibs: true})
+	defer state.Close()
+	for name, open := range map[string]lua.LGFunction{
+		lua.LoadLibName: lua.OpenPackage, lua.BaseLibName: lua.OpenBase,
+		lua.TabLibName: lua.OpenTable, lua.OsLibName: lua.OpenOs,
+	} {
+		g.Expect(state.CallByParam(lua.P{Fn: state.NewFunction(open), Protect: true}, lua.LString(name))).To(Succeed())
+	}
+	restrictOs(state)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	state.SetContext(ctx)
+	state.SetGlobal("obj", toLua(state, u.Object))
+
+	g.Expect(state.DoString(string(script))).To(Succeed(), "running %s", path)
+	return fromLua(state.Get(-1))
+}
+
+// restrictOs leaves only os.time and os.date, as Argo CD's safe os library does, for both the os
+// global and require("os").
+func restrictOs(state *lua.LState) {
+	full := state.GetGlobal(lua.OsLibName).(*lua.LTable)
+	safe := state.NewTable()
+	safe.RawSetString("time", full.RawGetString("time"))
+	safe.RawSetString("date", full.RawGetString("date"))
+	state.SetGlobal(lua.OsLibName, safe)
+	loaded := state.GetField(state.Get(lua.RegistryIndex), "_LOADED")
+	state.SetField(loaded, lua.OsLibName, safe)
+}
+
+// toLua converts an unstructured value to Lua as Argo CD does (decodeValue in util/lua/lua.go).
+func toLua(state *lua.LState, value any) lua.LValue {
+	switch v := value.(type) {
+	case bool:
+		return lua.LBool(v)
+	case string:
+		return lua.LString(v)
+	case int64:
+		return lua.LNumber(v)
+	case float64:
+		return lua.LNumber(v)
+	case []any:
+		list := state.CreateTable(len(v), 0)
+		for _, item := range v {
+			list.Append(toLua(state, item))
+		}
+		return list
+	case map[string]any:
+		table := state.CreateTable(0, len(v))
+		for key, item := range v {
+			table.RawSetH(lua.LString(key), toLua(state, item))
+		}
+		return table
+	default:
+		return lua.LNil
+	}
+}
+
+// fromLua converts a script's result to unstructured values. A table whose keys are 1..n is a
+// list; any other table, the empty one included, is a map (Kubernetes objects omit empty lists).
+func fromLua(value lua.LValue) any {
+	switch v := value.(type) {
+	case lua.LBool:
+		return bool(v)
+	case lua.LString:
+		return string(v)
+	case lua.LNumber:
+		if f := float64(v); f == float64(int64(f)) {
+			return int64(f)
+		}
+		return float64(v)
+	case *lua.LTable:
+		keys := 0
+		v.ForEach(func(lua.LValue, lua.LValue) { keys++ })
+		if n := v.MaxN(); n > 0 && n == keys {
+			list := make([]any, 0, n)
+			for i := 1; i <= n; i++ {
+				list = append(list, fromLua(v.RawGetInt(i)))
+			}
+			return list
+		}
+		table := map[string]any{}
+		v.ForEach(func(key, item lua.LValue) { table[key.String()] = fromLua(item) })
+		return table
+	default:
+		return nil
+	}
+}

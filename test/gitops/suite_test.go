@@ -1,0 +1,208 @@
+// Package gitops_test checks what GitOps tools see of live MauticConnections: Argo CD's health
+// check and refresh action (config/argocd/), run with gopher-lua as Argo CD runs them, and kstatus,
+// which Flux uses. Objects come from a real API server and the real reconciler.
+package gitops_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/controller"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+const (
+	connectionName  = "crm"
+	credentialsName = "mautic-api"
+	tokenSecretName = "crm-token"
+	// eventually is generous: the build machines have two cores and other suites run alongside.
+	eventually = 30 * time.Second
+	poll       = 50 * time.Millisecond
+)
+
+var (
+	scheme    = runtime.NewScheme()
+	restCfg   *rest.Config
+	k8sClient client.Client
+)
+
+// TestMain starts one local control plane (kube-apiserver and etcd, see hack/controlplane.sh) for
+// the package. Each test then runs its own manager, watching only its own namespace.
+func TestMain(m *testing.M) {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run `make test`, which builds kube-apiserver and etcd and sets it")
+		os.Exit(1)
+	}
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
+	if os.Getenv("TEST_LOG") != "" {
+		logf.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.UseDevMode(true)))
+	} else {
+		logf.SetLogger(logr.Discard())
+	}
+
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	var err error
+	if restCfg, err = testEnv.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
+		os.Exit(1)
+	}
+	if k8sClient, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
+		fmt.Fprintf(os.Stderr, "creating a client: %v\n", err)
+		_ = testEnv.Stop()
+		os.Exit(1)
+	}
+	code := m.Run()
+	if err := testEnv.Stop(); err != nil {
+		fmt.Fprintf(os.Stderr, "stopping the local control plane: %v\n", err)
+	}
+	os.Exit(code)
+}
+
+// env is one test's world: a namespace, a Mautic test server with one API client, and, once
+// started, a manager running the real reconciler for that namespace only.
+type env struct {
+	t      *testing.T
+	ctx    context.Context
+	ns     string
+	mautic *mautictest.Server
+	app    mautictest.ClientApp
+}
+
+// newEnv creates a namespace and a Mautic test server. No manager watches the namespace until
+// startManager, so objects can be read as the operator has never seen them.
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, ctx: context.Background(), ns: "gitops-" + randomSuffix(), mautic: mautictest.NewServer()}
+	t.Cleanup(e.mautic.Close)
+	e.app = e.mautic.NewClient("crm", true)
+	NewWithT(t).Expect(k8sClient.Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})).To(Succeed())
+	return e
+}
+
+// startManager starts a manager that watches only the test's namespace, as the real one does with
+// --watch-namespaces, with the real Mautic client; it stops when the test ends.
+func (e *env) startManager() {
+	e.t.Helper()
+	g := NewWithT(e.t)
+	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
+		Cache: cache.Options{
+			DefaultNamespaces: map[string]cache.Config{e.ns: {}},
+			ByObject:          map[client.Object]cache.ByObject{&corev1.Secret{}: controller.ManagedSecretsCacheOptions()},
+		},
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	reconciler := &controller.MauticConnectionReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Mautic:    mautic.New(mautic.Options{Timeout: time.Second, RequestsPerSecond: -1}),
+		Clock:     clock.RealClock{},
+		Recorder:  mgr.GetEventRecorder("mautic-operator"),
+	}
+	ctx, cancel := context.WithCancel(e.ctx)
+	g.Expect(reconciler.SetupWithManager(ctx, mgr, controller.SetupOptions{Namespaces: []string{e.ns}})).To(Succeed())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			e.t.Errorf("manager stopped: %v", err)
+		}
+	}()
+	e.t.Cleanup(func() { cancel(); <-done })
+}
+
+// createCredentials creates the credentials Secret with the test client's id and the given secret.
+func (e *env) createCredentials(clientSecret string) {
+	e.t.Helper()
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.ns},
+		StringData: map[string]string{authv1alpha1.ClientIDKey: e.app.ID, authv1alpha1.ClientSecretKey: clientSecret},
+	}
+	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, secret)).To(Succeed())
+}
+
+// createConnection creates a connection to the test server after mutate has adjusted it.
+func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
+	e.t.Helper()
+	conn := &authv1alpha1.MauticConnection{
+		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.ns},
+		Spec: authv1alpha1.MauticConnectionSpec{
+			URL:                  e.mautic.URL(),
+			AllowInsecureHTTP:    true,
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+		},
+	}
+	if mutate != nil {
+		mutate(conn)
+	}
+	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, conn)).To(Succeed())
+}
+
+// live reads the connection from the API server, uncached, as the unstructured object that Argo CD
+// and Flux see.
+func (e *env) live(g Gomega) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
+	g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, u)).To(Succeed())
+	return u
+}
+
+// waitLive waits until check passes on the live object and returns that object.
+func (e *env) waitLive(check func(g Gomega, u *unstructured.Unstructured)) *unstructured.Unstructured {
+	e.t.Helper()
+	var u *unstructured.Unstructured
+	NewWithT(e.t).Eventually(func(g Gomega) {
+		u = e.live(g)
+		check(g, u)
+	}).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	return u
+}
+
+// accessToken returns the published access token, "" when there is no token Secret.
+func (e *env) accessToken(g Gomega) string {
+	secret := &corev1.Secret{}
+	err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: tokenSecretName}, secret)
+	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
+	return string(secret.Data[authv1alpha1.AccessTokenKey])
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
