@@ -105,6 +105,7 @@ func TestAuthorizationCodeRevokedTokenNeedsReauthorization(t *testing.T) {
 	g.Expect(message).To(ContainSubstring("kubectl mautic authorize " + connectionName + " -n " + e.ns))
 	g.Expect(condition(conn, authv1alpha1.ReadyCondition).Reason).To(Equal(authv1alpha1.ReauthorizationRequiredReason))
 	g.Expect(accessToken(e.tokenSecret())).To(Equal(accessToken(published)), "the last access token is never removed")
+	g.Eventually(e.eventReasons).WithTimeout(eventually).Should(ContainElement(authv1alpha1.ReauthorizationRequiredReason))
 	requests := e.mautic.TokenRequests()
 	g.Consistently(e.mautic.TokenRequests).WithTimeout(4*time.Second).WithPolling(100*time.Millisecond).
 		Should(Equal(requests), "no retry loop on a refused refresh token")

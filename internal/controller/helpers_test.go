@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -92,6 +93,20 @@ func (e *env) expectNoCredentialsIn(secret *corev1.Secret) {
 			g.Expect(string(value)).NotTo(ContainSubstring(refreshToken), "token Secret key %s holds the refresh token", key)
 		}
 	}
+}
+
+// eventReasons lists the reasons of the events recorded on the connection.
+func (e *env) eventReasons() []string {
+	e.t.Helper()
+	list := &eventsv1.EventList{}
+	NewWithT(e.t).Expect(k8sClient.List(e.ctx, list, client.InNamespace(e.ns))).To(Succeed())
+	var reasons []string
+	for _, event := range list.Items {
+		if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == connectionName {
+			reasons = append(reasons, event.Reason)
+		}
+	}
+	return reasons
 }
 
 // stateSecret reads the operator-only state Secret uncached; nil when it does not exist.

@@ -108,6 +108,9 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	defer func() {
 		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
 		computeStatus(conn, s.facts(clean))
+		if s.failure != nil {
+			r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
+		}
 		recordConnectionMetrics(conn)
 		if result, attempted := s.refreshResult(); attempted {
 			recordRefreshResult(conn, result)
@@ -344,7 +347,6 @@ func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, 
 	}
 	f := describeFailure(s, err)
 	s.failure = f
-	r.event(s.conn, corev1.EventTypeWarning, f.reason, actionFor(s.requestReason), "%s", f.message)
 	if f.class != mautic.ClassTransient {
 		logf.FromContext(ctx).Error(err, "Token request failed; waiting for the spec or a Secret to change", "reason", f.reason)
 		return ctrl.Result{}, reconcile.TerminalError(err)

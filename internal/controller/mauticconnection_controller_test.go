@@ -280,6 +280,9 @@ func TestMissingCredentialsNameTheFixAndRecover(t *testing.T) {
 	e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(condition(e.connection(), authv1alpha1.StalledCondition)).To(BeNil())
 	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+	// Every step told the user through an event whose reason is the condition's reason.
+	g.Eventually(e.eventReasons).WithTimeout(eventually).Should(ContainElements(
+		authv1alpha1.CredentialsSecretNotFoundReason, authv1alpha1.CredentialsKeyMissingReason, authv1alpha1.TokenValidReason))
 }
 
 // Behaviour 8: Basic credentials are published as an Authorization header once Mautic accepts them,

@@ -1,0 +1,332 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"maps"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/token"
+)
+
+// The benchmarks in this file measure the steady state of a running (or restarted) manager: a
+// connection whose published token is valid, which every reconcile only reads. They need no API
+// server, but the package's TestMain starts one, so run them with KUBEBUILDER_ASSETS set (see
+// hack/bench.sh).
+
+const (
+	benchNamespace   = "sales"
+	benchConnection  = "crm"
+	benchUID         = "0f8fad5b-d9cb-469f-a165-70867728950e"
+	benchCredentials = "mautic-api"
+	benchSiteURL     = "https://mautic.example.com"
+)
+
+// benchNow is the fake clock's time: ten minutes into the life of the published one hour token.
+var benchNow = time.Date(2025, 3, 1, 12, 10, 0, 0, time.UTC)
+
+// benchMauticClient is a mautic.Client that answers nothing and counts the calls made to it.
+type benchMauticClient struct {
+	tokens   atomic.Int64
+	verifies atomic.Int64
+}
+
+var _ mautic.Client = (*benchMauticClient)(nil)
+
+func (c *benchMauticClient) Token(context.Context, mautic.TokenRequest) (*mautic.Token, error) {
+	c.tokens.Add(1)
+	return &mautic.Token{AccessToken: "unexpected", TokenType: "bearer", ExpiresIn: time.Hour}, nil
+}
+
+func (c *benchMauticClient) Verify(context.Context, mautic.VerifyRequest) (*mautic.VerifyResult, error) {
+	c.verifies.Add(1)
+	return &mautic.VerifyResult{}, nil
+}
+
+// benchSecretFromApplyConfig builds the Secret the API server would hold after applying ac.
+func benchSecretFromApplyConfig(ac *corev1ac.SecretApplyConfiguration) *corev1.Secret {
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        *ac.Name,
+			Namespace:   *ac.Namespace,
+			Labels:      maps.Clone(ac.Labels),
+			Annotations: maps.Clone(ac.Annotations),
+		},
+		Type: *ac.Type,
+		Data: map[string][]byte{},
+	}
+	for k, v := range ac.Data {
+		secret.Data[k] = append([]byte(nil), v...)
+	}
+	for _, ref := range ac.OwnerReferences {
+		secret.OwnerReferences = append(secret.OwnerReferences, metav1.OwnerReference{
+			APIVersion:         *ref.APIVersion,
+			Kind:               *ref.Kind,
+			Name:               *ref.Name,
+			UID:                *ref.UID,
+			Controller:         ref.Controller,
+			BlockOwnerDeletion: ref.BlockOwnerDeletion,
+		})
+	}
+	return secret
+}
+
+// benchWorld is one ClientCredentials connection with its credentials Secret and the token Secret
+// the operator published ten minutes before benchNow, valid for an hour.
+type benchWorld struct {
+	conn        *authv1alpha1.MauticConnection
+	credentials *corev1.Secret
+	tokenSecret *corev1.Secret
+	token       *issuedToken
+}
+
+func newBenchWorld(b *testing.B) benchWorld {
+	b.Helper()
+	conn := &authv1alpha1.MauticConnection{
+		ObjectMeta: metav1.ObjectMeta{Name: benchConnection, Namespace: benchNamespace, UID: benchUID, Generation: 1},
+		Spec: authv1alpha1.MauticConnectionSpec{
+			URL:                  benchSiteURL,
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: benchCredentials},
+		},
+	}
+	credentialsSecret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: benchCredentials, Namespace: benchNamespace},
+		Data: map[string][]byte{
+			authv1alpha1.ClientIDKey:     []byte("1_3bcbxd9e24g0gk4swg0kwgcwg4o8k8g4g888kwc44gcc0gwwk4"),
+			authv1alpha1.ClientSecretKey: []byte("4ok2x70rlfokc8g0wws8c8kwcokw80k44sg48goc0ok4w0so0k"),
+		},
+	}
+	baseURL, err := mautic.NormalizeURL(conn.Spec.URL)
+	if err != nil {
+		b.Fatalf("NormalizeURL: %v", err)
+	}
+	creds, missing := credentialsFrom(conn.EffectiveGrant(), credentialsSecret)
+	if len(missing) > 0 {
+		b.Fatalf("credentials missing %v", missing)
+	}
+	issuedAt := benchNow.Add(-10 * time.Minute)
+	published := &issuedToken{
+		Issued: token.Issued{
+			IssuedAt:        issuedAt,
+			ExpiresAt:       issuedAt.Add(time.Hour),
+			CredentialsHash: creds.hash(conn.EffectiveGrant()),
+			ConnectionHash:  connectionHash(conn, baseURL),
+		},
+		AccessToken:   "NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2",
+		Authorization: mautic.BearerAuthorization("NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2"),
+		TokenType:     tokenTypeBearer,
+		URL:           baseURL,
+	}
+	return benchWorld{
+		conn:        conn,
+		credentials: credentialsSecret,
+		tokenSecret: benchSecretFromApplyConfig(tokenSecretApply(conn, published)),
+		token:       published,
+	}
+}
+
+// benchClient returns a fake client holding the world's objects, with the status subresource.
+func (w benchWorld) benchClient(b *testing.B) client.Client {
+	b.Helper()
+	benchScheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(benchScheme))
+	utilruntime.Must(authv1alpha1.AddToScheme(benchScheme))
+	return fake.NewClientBuilder().
+		WithScheme(benchScheme).
+		WithStatusSubresource(&authv1alpha1.MauticConnection{}).
+		WithObjects(w.conn.DeepCopy(), w.credentials.DeepCopy(), w.tokenSecret.DeepCopy()).
+		Build()
+}
+
+// BenchmarkReconcileValidToken is the Reconcile of one connection whose published token is valid:
+// get the connection, read the credentials Secret (uncached in the real manager), read the token
+// Secret, run the policy chain, compare the Secret, and patch an unchanged status. "afterRestart"
+// starts with an empty token memory, as a restarted manager does, and trusts the token Secret;
+// "steady" remembers the token, as a manager that issued it does. Neither may call Mautic.
+// "clientCallsOnly" makes the same four fake-client calls and nothing else, to show the share of
+// the fake client (which deep-copies through the scheme, as the informer cache also does).
+func BenchmarkReconcileValidToken(b *testing.B) {
+	for _, variant := range []string{"afterRestart", "steady"} {
+		b.Run(variant, func(b *testing.B) {
+			world := newBenchWorld(b)
+			mauticClient := &benchMauticClient{}
+			fakeClient := world.benchClient(b)
+			r := &MauticConnectionReconciler{
+				Client:    fakeClient,
+				APIReader: fakeClient,
+				Mautic:    mauticClient,
+				Clock:     clocktesting.NewFakeClock(benchNow),
+			}
+			if variant == "steady" {
+				r.memory.put(client.ObjectKeyFromObject(world.conn), world.conn.UID, world.token)
+			}
+			ctx := context.Background()
+			req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(world.conn)}
+			// The first reconcile writes the status once; every later one finds it current.
+			first, err := r.Reconcile(ctx, req)
+			if err != nil {
+				b.Fatalf("first Reconcile: %v", err)
+			}
+			if first.RequeueAfter <= 0 {
+				b.Fatalf("first Reconcile requeues after %s, want the time to renewal", first.RequeueAfter)
+			}
+
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Reconcile(ctx, req); err != nil {
+					b.Fatalf("Reconcile: %v", err)
+				}
+			}
+			b.StopTimer()
+
+			if n := mauticClient.tokens.Load(); n != 0 {
+				b.Fatalf("%d token requests with a valid token, want 0", n)
+			}
+			if n := mauticClient.verifies.Load(); n != 0 {
+				b.Fatalf("%d verify calls with a valid token, want 0", n)
+			}
+			secret := &corev1.Secret{}
+			if err := fakeClient.Get(ctx, client.ObjectKeyFromObject(world.tokenSecret), secret); err != nil {
+				b.Fatalf("reading the token Secret: %v", err)
+			}
+			if secret.ResourceVersion != "999" {
+				// The fake client starts objects at resourceVersion 999; any write would bump it.
+				b.Fatalf("the token Secret was written (resourceVersion %s)", secret.ResourceVersion)
+			}
+		})
+	}
+
+	b.Run("clientCallsOnly", func(b *testing.B) {
+		world := newBenchWorld(b)
+		fakeClient := world.benchClient(b)
+		ctx := context.Background()
+		connKey := client.ObjectKeyFromObject(world.conn)
+		credentialsKey := client.ObjectKeyFromObject(world.credentials)
+		tokenKey := client.ObjectKeyFromObject(world.tokenSecret)
+		b.ReportAllocs()
+		for b.Loop() {
+			conn := &authv1alpha1.MauticConnection{}
+			if err := fakeClient.Get(ctx, connKey, conn); err != nil {
+				b.Fatal(err)
+			}
+			patch := client.MergeFrom(conn.DeepCopy())
+			if err := fakeClient.Get(ctx, credentialsKey, &corev1.Secret{}); err != nil {
+				b.Fatal(err)
+			}
+			if err := fakeClient.Get(ctx, tokenKey, &corev1.Secret{}); err != nil {
+				b.Fatal(err)
+			}
+			if err := fakeClient.Status().Patch(ctx, conn, patch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkTrustTokenSecret is what a reconcile does with the token Secret it read: rebuild the
+// published token from it (issuedFromSecret, the restart path) and check that the Secret holds
+// exactly what the operator would apply (tokenSecretCurrent, which skips the apply).
+func BenchmarkTrustTokenSecret(b *testing.B) {
+	world := newBenchWorld(b)
+	b.Run("issuedFromSecret", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if issuedFromSecret(world.tokenSecret) == nil {
+				b.Fatal("the published token Secret was not trusted")
+			}
+		}
+	})
+	b.Run("tokenSecretCurrent", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if !tokenSecretCurrent(world.tokenSecret, world.conn, world.token) {
+				b.Fatal("the published token Secret is not current")
+			}
+		}
+	})
+	b.Run("both", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			known := issuedFromSecret(world.tokenSecret)
+			if known == nil || !tokenSecretCurrent(world.tokenSecret, world.conn, known) {
+				b.Fatal("the published token Secret was not trusted")
+			}
+		}
+	})
+}
+
+// BenchmarkKeepOnlyIdentity is the transform the metadata-only credentials cache applies to every
+// Secret it sees, most of them unrelated to any connection. The Secret here carries what makes
+// real ones big: a last-applied-configuration annotation (kubectl apply copies the whole Secret,
+// data included, into it) and managedFields. bytes_in/secret and bytes_kept/secret are the JSON
+// sizes of the metadata before and after the transform, a proxy for what the cache would hold;
+// B/op is the heap the transform allocates for the kept object.
+func BenchmarkKeepOnlyIdentity(b *testing.B) {
+	lastApplied := `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"tls-wildcard","namespace":"sales"},` +
+		`"type":"kubernetes.io/tls","data":{"tls.crt":"` + strings.Repeat("TUlJRnpqQ0NBN2FnQXdJQkFnSVV", 400) + `"}}`
+	full := &metav1.PartialObjectMetadata{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:              "tls-wildcard",
+			Namespace:         benchNamespace,
+			UID:               "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+			ResourceVersion:   "184467",
+			CreationTimestamp: metav1.NewTime(benchNow.Add(-30 * 24 * time.Hour)),
+			Labels: map[string]string{
+				"app.kubernetes.io/name":       "ingress",
+				"app.kubernetes.io/part-of":    "shop",
+				"app.kubernetes.io/managed-by": "kubectl",
+			},
+			Annotations: map[string]string{
+				"kubectl.kubernetes.io/last-applied-configuration": lastApplied,
+			},
+			ManagedFields: []metav1.ManagedFieldsEntry{{
+				Manager:    "kubectl-client-side-apply",
+				Operation:  metav1.ManagedFieldsOperationUpdate,
+				APIVersion: "v1",
+				Time:       &metav1.Time{Time: benchNow.Add(-30 * 24 * time.Hour)},
+				FieldsType: "FieldsV1",
+				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{".":{},"f:tls.crt":{},"f:tls.key":{}},` +
+					`"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},` +
+					`"f:labels":{".":{},"f:app.kubernetes.io/managed-by":{},"f:app.kubernetes.io/name":{},"f:app.kubernetes.io/part-of":{}}},"f:type":{}}`)},
+			}},
+		},
+	}
+	kept, err := keepOnlyIdentity(full)
+	if err != nil {
+		b.Fatalf("keepOnlyIdentity: %v", err)
+	}
+	fullJSON, err := json.Marshal(full)
+	if err != nil {
+		b.Fatal(err)
+	}
+	keptJSON, err := json.Marshal(kept)
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := keepOnlyIdentity(full); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(fullJSON)), "bytes_in/secret")
+	b.ReportMetric(float64(len(keptJSON)), "bytes_kept/secret")
+}
