@@ -159,7 +159,8 @@ type MauticConnectionSpec struct {
 	// +kubebuilder:validation:XValidation:rule="self.startsWith('/') && !self.contains('?') && !self.contains('#')",message="spec.tokenPath must be a path such as /oauth/v2/token, without query or fragment"
 	TokenPath string `json:"tokenPath,omitempty"`
 
-	// scopes are sent with token requests (Mautic ignores scopes; other OAuth2 servers may need them).
+	// scopes are requested with client-credentials and password token requests (Mautic supports no
+	// scopes and refuses any; other OAuth2 servers may need them). A refresh keeps the granted scopes.
 	// +optional
 	// +kubebuilder:validation:MaxItems=32
 	// +listType=set

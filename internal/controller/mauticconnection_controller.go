@@ -223,6 +223,10 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 	if known != nil {
 		in.Issued = &known.Issued
 		in.RenewAt = renewAtFor(s.conn, known, s.refreshTokenIssuedAt)
+		if known.RefreshRequest == in.RefreshRequest {
+			// Handled by the token we know, whatever a stale cached status says.
+			in.LastHandledRefreshRequest = known.RefreshRequest
+		}
 	}
 	reason, message, needed := token.NewTokenNeeded.Evaluate(in)
 	if !needed {
@@ -235,6 +239,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 	if err != nil {
 		return r.tokenFailed(ctx, s, err)
 	}
+	obtained.RefreshRequest = in.RefreshRequest
 	s.current, s.verified, s.issuedNow = obtained, verified, true
 	r.memory.put(client.ObjectKeyFromObject(s.conn), s.conn.UID, obtained)
 	return ctrl.Result{}, nil

@@ -25,6 +25,7 @@ const (
 	credentialsHashAnnotation = "auth.mautic-operator.dev/credentials-hash"
 	connectionHashAnnotation  = "auth.mautic-operator.dev/connection-hash"
 	tokenHashAnnotation       = "auth.mautic-operator.dev/token-hash"
+	refreshRequestAnnotation  = "auth.mautic-operator.dev/refresh-request"
 	appliedHashAnnotation     = "auth.mautic-operator.dev/applied-hash"
 )
 
@@ -46,6 +47,9 @@ type issuedToken struct {
 	TokenType string
 	// URL is the normalised Mautic base URL.
 	URL string
+	// RefreshRequest is the refresh-requested-at annotation's value when the token was obtained:
+	// that request is handled, even while the status that says so is not yet in the cache.
+	RefreshRequest string
 }
 
 // valid reports whether the token can still be used at now.
@@ -113,6 +117,9 @@ func tokenSecretAnnotations(conn *authv1alpha1.MauticConnection, t *issuedToken)
 	annotations[credentialsHashAnnotation] = t.CredentialsHash
 	annotations[connectionHashAnnotation] = t.ConnectionHash
 	annotations[tokenHashAnnotation] = tokenHash(tokenSecretData(t))
+	if t.RefreshRequest != "" {
+		annotations[refreshRequestAnnotation] = t.RefreshRequest
+	}
 	return annotations
 }
 
@@ -201,10 +208,11 @@ func issuedFromSecret(live *corev1.Secret) *issuedToken {
 			CredentialsHash: annotations[credentialsHashAnnotation],
 			ConnectionHash:  annotations[connectionHashAnnotation],
 		},
-		AccessToken:   string(live.Data[authv1alpha1.AccessTokenKey]),
-		Authorization: authorization,
-		TokenType:     string(live.Data[authv1alpha1.TokenTypeKey]),
-		URL:           string(live.Data[authv1alpha1.URLKey]),
+		AccessToken:    string(live.Data[authv1alpha1.AccessTokenKey]),
+		Authorization:  authorization,
+		TokenType:      string(live.Data[authv1alpha1.TokenTypeKey]),
+		URL:            string(live.Data[authv1alpha1.URLKey]),
+		RefreshRequest: annotations[refreshRequestAnnotation],
 	}
 	switch t.TokenType {
 	case tokenTypeBearer:
