@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -104,7 +105,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 
 	s := &scope{conn: conn, now: r.Clock.Now()}
-	patch := client.MergeFrom(conn.DeepCopy())
+	before := conn.DeepCopy()
 	defer func() {
 		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
 		computeStatus(conn, s.facts(clean))
@@ -115,7 +116,10 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		if result, attempted := s.refreshResult(); attempted {
 			recordRefreshResult(conn, result)
 		}
-		if err := r.Client.Status().Patch(ctx, conn, patch); err != nil {
+		if equality.Semantic.DeepEqual(before.Status, conn.Status) {
+			return // a steady-state reconcile writes nothing
+		}
+		if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
 		}
 	}()

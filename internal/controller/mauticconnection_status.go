@@ -90,7 +90,7 @@ func setSuspendedConditions(conn *authv1alpha1.MauticConnection, f statusFacts) 
 		return
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation,
+		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
 		Reason: authv1alpha1.SuspendedReason,
 		Message: fmt.Sprintf("spec.suspend is true: the token expired at %s and is not refreshed; set spec.suspend to false to resume",
 			formatTime(expiresAt.Time)),
@@ -123,7 +123,7 @@ func setFailureCounters(status *authv1alpha1.MauticConnectionStatus, f statusFac
 
 // setReadyCondition is True while a valid token is published and nothing needs a person.
 func setReadyCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	ready := metav1.Condition{Type: authv1alpha1.ReadyCondition, ObservedGeneration: conn.Generation}
+	ready := metav1.Condition{Type: authv1alpha1.ReadyCondition, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now)}
 	valid := f.current.valid(f.now)
 	switch {
 	case f.failure != nil && f.failure.class != mautic.ClassTransient:
@@ -159,7 +159,7 @@ func setReconcilingCondition(conn *authv1alpha1.MauticConnection, f statusFacts)
 		message += fmt.Sprintf("; the current token stays published until %s", formatTime(f.current.ExpiresAt))
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation,
+		Type: authv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
 		Reason: f.failure.reason, Message: message,
 	})
 }
@@ -171,7 +171,7 @@ func setStalledCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
 		return
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.StalledCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation,
+		Type: authv1alpha1.StalledCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
 		Reason: f.failure.reason, Message: f.failure.message,
 	})
 }

@@ -4,7 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,8 +62,11 @@ func (t *issuedToken) valid(now time.Time) bool {
 // length, so that ("ab","c") and ("a","bc") differ whatever bytes the parts hold.
 func hashOf(parts ...string) string {
 	h := sha256.New()
+	var prefix []byte
 	for _, part := range parts {
-		fmt.Fprintf(h, "%d:%s", len(part), part)
+		prefix = append(strconv.AppendInt(prefix[:0], int64(len(part)), 10), ':')
+		_, _ = h.Write(prefix)
+		_, _ = io.WriteString(h, part)
 	}
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
