@@ -309,7 +309,3 @@ type MauticConnectionList struct {
 	// items are the MauticConnections.
 	Items []MauticConnection `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&MauticConnection{}, &MauticConnectionList{})
-}

@@ -82,7 +82,7 @@ func (c *authorizeCommand) run(ctx context.Context, inv invocation) error {
 	out := inv.stdout
 	fmt.Fprintf(out, "Register this redirect URI on the Mautic API credentials (Settings > API Credentials): %s\n", flow.redirectURI)
 
-	listener, err := listenLoopback(c.port)
+	listener, err := listenLoopback(ctx, c.port)
 	if err != nil {
 		return err
 	}
@@ -212,8 +212,9 @@ func randomState() (string, error) {
 }
 
 // listenLoopback listens on 127.0.0.1:port for Mautic's redirect.
-func listenLoopback(port int) (net.Listener, error) {
-	listener, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+func listenLoopback(ctx context.Context, port int) (net.Listener, error) {
+	var listenConfig net.ListenConfig
+	listener, err := listenConfig.Listen(ctx, "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
 		return nil, fmt.Errorf("port %d on 127.0.0.1 is already in use: pass --port with a free port "+
@@ -267,12 +268,14 @@ func (f *authorizeFlow) probeAuthorizeEndpoint(ctx context.Context) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxProbeBody))
 	errorType, message := parseOAuthError(body)
 	switch errorType {
-	case "redirect_uri_mismatch":
+	case "redirect_uri_mismatch": //nolint:goconst // OAuth2 error codes read best as on the wire, like the other cases
 		return f.mismatchError()
 	case "api_disabled":
+		//nolint:staticcheck // ST1005: starts with the proper noun Mautic; the test matches this text
 		return fmt.Errorf("Mautic's API is disabled (HTTP %d api_disabled): enable it in Mautic's Configuration > API Settings, then run this command again",
 			resp.StatusCode)
 	case "invalid_client":
+		//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 		return fmt.Errorf("Mautic does not know client_id %q from Secret %s/%s (HTTP %d invalid_client %q): "+
 			"copy the client id from Settings > API Credentials", f.clientID, f.conn.Namespace, f.conn.Spec.CredentialsSecretRef.Name,
 			resp.StatusCode, message)
@@ -336,6 +339,7 @@ func parseOAuthError(body []byte) (string, string) {
 
 // mismatchError explains redirect_uri_mismatch.
 func (f *authorizeFlow) mismatchError() error {
+	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	return fmt.Errorf("Mautic refused the redirect URI %s (redirect_uri_mismatch): the redirect URI must be registered on the "+
 		"Mautic API credentials exactly, host and port included. In Mautic, open Settings > API Credentials, edit the "+
 		"credentials of client %s, add %s to its Redirect URI, and run this command again (or pass --port with the port "+
@@ -373,6 +377,7 @@ func (f *authorizeFlow) serve(ctx context.Context, listener net.Listener, timeou
 	if ctx.Err() != nil {
 		return errors.New("interrupted before Mautic redirected back; nothing was stored")
 	}
+	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	return fmt.Errorf("Mautic did not redirect to %s within %s; nothing was stored. If Mautic showed redirect_uri_mismatch, "+
 		"register that redirect URI exactly, host and port included, on Settings > API Credentials; if access was denied "+
 		"(Mautic then shows an empty page), run this command again and approve; otherwise pass a longer --timeout",
@@ -398,7 +403,9 @@ func (f *authorizeFlow) handleCallback(w http.ResponseWriter, r *http.Request) {
 // (codes live 30 seconds), and stores the refresh token. It returns the page for the browser and
 // the outcome for the command.
 func (f *authorizeFlow) complete(query url.Values) (int, string, string, error) {
+	const failedTitle = "Authorization failed"
 	if subtle.ConstantTimeCompare([]byte(query.Get("state")), []byte(f.state)) != 1 {
+		//nolint:staticcheck // ST1005: shown to the user as is; the test matches the capitalised text
 		err := fmt.Errorf("Invalid OAuth state: the redirect to %s did not carry the state this command sent "+
 			"(an old browser tab, or another program); nothing was stored. Run kubectl mautic authorize %s -n %s again",
 			f.redirectURI, f.conn.Name, f.conn.Namespace)
@@ -407,16 +414,17 @@ func (f *authorizeFlow) complete(query url.Values) (int, string, string, error) 
 	}
 	if errorCode := query.Get("error"); errorCode != "" {
 		err := f.redirectError(errorCode, query.Get("error_description"))
-		return http.StatusBadRequest, "Authorization failed", err.Error(), err
+		return http.StatusBadRequest, failedTitle, err.Error(), err
 	}
 	code := query.Get("code")
 	if code == "" {
+		//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 		err := fmt.Errorf("Mautic redirected to %s without an authorization code or an error; nothing was stored. "+
 			"Run kubectl mautic authorize %s -n %s again and approve access", f.redirectURI, f.conn.Name, f.conn.Namespace)
-		return http.StatusBadRequest, "Authorization failed", err.Error(), err
+		return http.StatusBadRequest, failedTitle, err.Error(), err
 	}
 	if err := f.exchangeAndStore(code); err != nil {
-		return http.StatusBadGateway, "Authorization failed", err.Error(), err
+		return http.StatusBadGateway, failedTitle, err.Error(), err
 	}
 	return http.StatusOK, "Authorized; you can close this tab", fmt.Sprintf(
 		"kubectl mautic stored the refresh token of MauticConnection %s/%s; the operator will publish the token in Secret %s.",
@@ -432,6 +440,7 @@ func (f *authorizeFlow) redirectError(errorCode, description string) error {
 		return fmt.Errorf("access was denied in Mautic (access_denied); nothing was stored. Run kubectl mautic authorize %s -n %s again and approve",
 			f.conn.Name, f.conn.Namespace)
 	}
+	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	err := fmt.Errorf("Mautic answered the authorization with error %q", errorCode)
 	if description != "" {
 		err = fmt.Errorf("%w: %q", err, description)
@@ -480,8 +489,10 @@ func (f *authorizeFlow) exchangeError(err error) error {
 		case "redirect_uri_mismatch":
 			return f.mismatchError()
 		case "invalid_grant":
+			//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 			return fmt.Errorf("Mautic refused the authorization code (%w): a code works once and for 30 seconds; run this command again", err)
 		case "invalid_client":
+			//nolint:staticcheck // ST1005: starts with the proper noun Mautic; the test matches this text
 			return fmt.Errorf("Mautic refused the client_id or client_secret of Secret %s/%s (%w): copy both from Settings > API Credentials",
 				f.conn.Namespace, f.conn.Spec.CredentialsSecretRef.Name, err)
 		}
@@ -508,6 +519,7 @@ func stateSecretOwnerError(state *corev1.Secret, conn *authv1alpha1.MauticConnec
 	if owner := metav1.GetControllerOf(state); owner != nil && owner.UID == conn.UID {
 		return nil
 	}
+	//nolint:staticcheck // ST1005: starts with the Kind Secret; the test matches this text
 	return fmt.Errorf("Secret %s/%s exists and is not owned by MauticConnection %s/%s: delete it "+
 		"(kubectl delete secret %s -n %s) and run this command again", state.Namespace, state.Name, conn.Namespace, conn.Name,
 		state.Name, state.Namespace)

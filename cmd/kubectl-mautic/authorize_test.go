@@ -47,7 +47,11 @@ func browse(t *testing.T, rawURL string) (int, string) {
 // browseWith is browse with a given HTTP client.
 func browseWith(t *testing.T, browser *http.Client, rawURL string) (int, string) {
 	t.Helper()
-	resp, err := browser.Get(rawURL)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rawURL, nil)
+	if err != nil {
+		t.Fatalf("building the request for %s: %v", rawURL, err)
+	}
+	resp, err := browser.Do(req)
 	if err != nil {
 		t.Fatalf("browsing %s: %v", rawURL, err)
 	}
@@ -362,7 +366,8 @@ func TestAuthorizeChecksBeforeListening(t *testing.T) {
 		g := NewWithT(t)
 		f := newFixture(t)
 		f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
-		taken, err := net.Listen("tcp", f.redirectHost())
+		var listenConfig net.ListenConfig
+		taken, err := listenConfig.Listen(f.ctx, "tcp", f.redirectHost())
 		g.Expect(err).NotTo(HaveOccurred())
 		defer func() { _ = taken.Close() }()
 

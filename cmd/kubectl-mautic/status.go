@@ -68,9 +68,12 @@ func printStatus(w io.Writer, conn *authv1alpha1.MauticConnection, now time.Time
 		fmt.Fprintf(tw, "Refresh token expires:\t%s\n", timeLine(status.RefreshTokenExpiresAt, now))
 	}
 	fmt.Fprintf(tw, "Last refresh:\t%s\n", timeLine(status.LastRefreshTime, now))
-	if status.FailedAttempts > 0 || status.LastFailureTime != nil {
+	switch {
+	case status.FailedAttempts > 0:
 		fmt.Fprintf(tw, "Failed attempts:\t%d, last failure %s\n", status.FailedAttempts, timeLine(status.LastFailureTime, now))
-	} else {
+	case status.LastFailureTime != nil:
+		fmt.Fprintf(tw, "Failed attempts:\t0 (last failure %s, recovered since)\n", timeLine(status.LastFailureTime, now))
+	default:
 		fmt.Fprintf(tw, "Failed attempts:\t0\n")
 	}
 	version := status.MauticVersion

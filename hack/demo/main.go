@@ -51,6 +51,8 @@ const (
 	managerStopTimeout = 10 * time.Second
 	// logTailLines is how many lines of the manager's log are shown when something fails.
 	logTailLines = 30
+	// noneText is how kubectl renders a missing value.
+	noneText = "<none>"
 )
 
 func main() {
@@ -293,7 +295,7 @@ func (d *demo) getTable(ctx context.Context, path string) (*metav1.Table, error)
 	if err != nil {
 		return nil, fmt.Errorf("getting the table: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil {
 		return nil, err
@@ -311,7 +313,7 @@ func (d *demo) getTable(ctx context.Context, path string) (*metav1.Table, error)
 // cellText renders one table cell as kubectl does: missing values as <none>.
 func cellText(cells []any, i int) string {
 	if i >= len(cells) || cells[i] == nil || cells[i] == "" {
-		return "<none>"
+		return noneText
 	}
 	return fmt.Sprint(cells[i])
 }
@@ -343,7 +345,7 @@ func showStatus(conn *authv1alpha1.MauticConnection) {
 // timeText renders a status time in RFC 3339 with how far it is from now.
 func timeText(t *metav1.Time) string {
 	if t == nil {
-		return "<none>"
+		return noneText
 	}
 	return fmt.Sprintf("%s (%s)", t.UTC().Format(time.RFC3339), relative(t.Time))
 }
@@ -364,7 +366,7 @@ func relative(t time.Time) string {
 // valueOrNone renders an empty string as <none>.
 func valueOrNone(s string) string {
 	if s == "" {
-		return "<none>"
+		return noneText
 	}
 	return s
 }
@@ -428,7 +430,7 @@ func (d *demo) showTokenWorks(ctx context.Context, secret *corev1.Secret) error 
 	if err != nil {
 		return fmt.Errorf("calling Mautic with the token: %w", err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	fmt.Printf("    HTTP %s, Mautic-Version: %s\n", resp.Status, valueOrNone(resp.Header.Get("Mautic-Version")))
 	if resp.StatusCode != http.StatusOK {

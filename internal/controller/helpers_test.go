@@ -162,7 +162,7 @@ func (e *env) apiStatus(authorization string) int {
 	req.Header.Set("Authorization", authorization)
 	resp, err := http.DefaultClient.Do(req)
 	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	return resp.StatusCode
 }
 

@@ -120,7 +120,9 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			return // a steady-state reconcile writes nothing
 		}
 		if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
-			retErr = kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+			// The error's backoff replaces any planned requeue: controller-runtime ignores a requeue
+			// returned with an error.
+			result, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
 		}
 	}()
 
@@ -378,6 +380,8 @@ func (r *MauticConnectionReconciler) knownToken(s *scope) (known *issuedToken, m
 	remembered := r.memory.get(client.ObjectKeyFromObject(s.conn), s.conn.UID)
 	switch {
 	case fromSecret != nil && (remembered == nil || !fromSecret.IssuedAt.Before(remembered.IssuedAt)):
+		// Remember it, so that a restarted manager can restore a deleted Secret without a new token.
+		r.memory.put(client.ObjectKeyFromObject(s.conn), s.conn.UID, fromSecret)
 		return fromSecret, false
 	case remembered != nil:
 		return remembered, false

@@ -232,10 +232,10 @@ func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 			e.mautic.SetSlowDelay(3 * time.Second) // longer than the client's 1s timeout
 			e.createCredentials(e.clientCredentials())
 			e.createConnection(e.newConnection())
-			conn, published := e.waitReady(authv1alpha1.TokenValidReason)
+			_, published := e.waitReady(authv1alpha1.TokenValidReason)
 			e.mautic.InjectFault(fault, -1)
 
-			conn = e.waitFor(authv1alpha1.ReconcilingCondition, metav1.ConditionTrue, authv1alpha1.RefreshFailedReason)
+			conn := e.waitFor(authv1alpha1.ReconcilingCondition, metav1.ConditionTrue, authv1alpha1.RefreshFailedReason)
 			g.Expect(time.Now()).To(BeTemporally("<", conn.Status.ExpiresAt.Time), "the failure shows before expiry")
 			ready := condition(conn, authv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "Ready while the token is valid: %s", ready.Message)

@@ -54,12 +54,15 @@ type operatorMetrics struct {
 	verifyRequestDuration *prometheus.HistogramVec
 }
 
+// metricsNamespace prefixes the name of every metric of the operator.
+const metricsNamespace = "mautic_operator"
+
 // connectionLabels are the labels of every per-connection series.
 var connectionLabels = []string{"namespace", "name"}
 
 func newOperatorMetrics() *operatorMetrics {
 	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "mautic_operator", Name: name, Help: help}, connectionLabels)
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help}, connectionLabels)
 	}
 	return &operatorMetrics{
 		tokenExpiry: gauge("token_expiry_timestamp_seconds",
@@ -73,16 +76,16 @@ func newOperatorMetrics() *operatorMetrics {
 		connectionStalled: gauge("connection_stalled",
 			"1 when the connection's Stalled condition is True (a person must act), else 0."),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "mautic_operator", Name: "refresh_total",
+			Namespace: metricsNamespace, Name: "refresh_total",
 			Help: "Attempts to obtain a new token, by result: success, transient_error, configuration_error or reauthorization_required.",
 		}, append(append([]string{}, connectionLabels...), "result")),
 		tokenRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "mautic_operator", Name: "token_request_duration_seconds",
+			Namespace: metricsNamespace, Name: "token_request_duration_seconds",
 			Help:    "Duration of requests to Mautic's token endpoint, by OAuth2 grant_type and HTTP status code (\"error\": no answer).",
 			Buckets: requestDurationBuckets,
 		}, []string{"grant", "code"}),
 		verifyRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "mautic_operator", Name: "verify_request_duration_seconds",
+			Namespace: metricsNamespace, Name: "verify_request_duration_seconds",
 			Help:    "Duration of authenticated Mautic API calls that verify a token or Basic credentials, by HTTP status code (\"error\": no answer).",
 			Buckets: requestDurationBuckets,
 		}, []string{"code"}),

@@ -399,7 +399,7 @@ func TestMetricsFollowPrometheusConventions(t *testing.T) {
 	g := NewWithT(t)
 	m := populatedMetrics()
 	registry := prometheus.NewPedanticRegistry()
-	g.Expect(registry.Register(prometheus.Collector(collectorsOf(m)))).To(Succeed())
+	g.Expect(registry.Register(collectorsOf(m))).To(Succeed())
 	_, err := registry.Gather()
 	g.Expect(err).NotTo(HaveOccurred(), "Describe and Collect agree")
 	for _, c := range m.collectors() {

@@ -411,9 +411,9 @@ func BenchmarkKeepOnlyIdentity(b *testing.B) {
 				APIVersion: "v1",
 				Time:       &metav1.Time{Time: benchNow.Add(-30 * 24 * time.Hour)},
 				FieldsType: "FieldsV1",
-				FieldsV1: &metav1.FieldsV1{Raw: []byte(`{"f:data":{".":{},"f:tls.crt":{},"f:tls.key":{}},` +
+				FieldsV1: metav1.NewFieldsV1(`{"f:data":{".":{},"f:tls.crt":{},"f:tls.key":{}},` +
 					`"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}},` +
-					`"f:labels":{".":{},"f:app.kubernetes.io/managed-by":{},"f:app.kubernetes.io/name":{},"f:app.kubernetes.io/part-of":{}}},"f:type":{}}`)},
+					`"f:labels":{".":{},"f:app.kubernetes.io/managed-by":{},"f:app.kubernetes.io/name":{},"f:app.kubernetes.io/part-of":{}}},"f:type":{}}`),
 			}},
 		},
 	}

@@ -8,6 +8,7 @@
 package localenv
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -252,7 +253,8 @@ func (e *Env) MauticHTTPClient() (*http.Client, error) {
 // FreeLocalAddress returns a loopback address with a port that was free a moment ago, for a
 // manager flag such as --health-probe-bind-address.
 func FreeLocalAddress() (string, error) {
-	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	var listenConfig net.ListenConfig
+	listener, err := listenConfig.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}

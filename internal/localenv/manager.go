@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -59,6 +60,8 @@ type Manager struct {
 	stopTimeout time.Duration
 	exited      chan struct{}
 	waitErr     error // the process's exit error, set before exited is closed
+	// stopRequested is set once Stop is called: an exit after that is no failure.
+	stopRequested atomic.Bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -82,10 +85,13 @@ func (e *Env) StartManager(opts ManagerOptions) (*Manager, error) {
 	if logPath == "" {
 		logPath = filepath.Join(e.WorkDir, "manager.log")
 	}
-	logFile, err := os.Create(logPath)
+	logFile, err := os.Create(logPath) //nolint:gosec // G304: the log path comes from the test harness or the demo
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager log: %w", err)
 	}
+	// G204: the manager binary and its flags come from the test harness or the demo, not from input.
+	// noctx: the manager's lifetime is Manager.Stop's to end (SIGTERM, then kill), not a context's.
+	//nolint:gosec,noctx // a trusted binary whose lifetime Manager.Stop owns
 	cmd := exec.Command(binary, append([]string{"--kubeconfig", kubeconfig}, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = managerProcAttr()
@@ -171,10 +177,14 @@ func (m *Manager) ExitStatus() string {
 	return m.waitErr.Error()
 }
 
+// Stopped reports whether Stop has been called, so that the manager's exit was asked for.
+func (m *Manager) Stopped() bool { return m.stopRequested.Load() }
+
 // Stop sends SIGTERM to the manager's process group and waits for it to exit, killing the group
 // after the stop timeout, which it reports as an error. Only the first call does anything; later
 // calls return the same result.
 func (m *Manager) Stop() error {
+	m.stopRequested.Store(true)
 	m.stopOnce.Do(func() {
 		select {
 		case <-m.exited:

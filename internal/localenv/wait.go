@@ -20,8 +20,8 @@ import (
 const readyPollInterval = 250 * time.Millisecond
 
 // WaitReady polls the MauticConnection namespace/name until its Ready condition is True and returns
-// it. It fails early when the connection is Stalled or a manager started by StartManager exits,
-// and the error lists the connection's conditions.
+// it. It fails early when the connection is Stalled or a manager started by StartManager exits
+// unasked, and the error lists the connection's conditions.
 func (e *Env) WaitReady(ctx context.Context, namespace, name string, timeout time.Duration) (*authv1alpha1.MauticConnection, error) {
 	conn := &authv1alpha1.MauticConnection{}
 	key := client.ObjectKey{Namespace: namespace, Name: name}
@@ -31,7 +31,7 @@ func (e *Env) WaitReady(ctx context.Context, namespace, name string, timeout tim
 		}
 		if err := e.Client.Get(ctx, key, conn); err != nil {
 			if apierrors.IsNotFound(err) || ctx.Err() != nil {
-				return false, nil // not created yet, or the timeout, reported below
+				return false, nil //nolint:nilerr // not created yet (poll again), or the timeout, reported below
 			}
 			return false, err
 		}
@@ -49,11 +49,15 @@ func (e *Env) WaitReady(ctx context.Context, namespace, name string, timeout tim
 	return conn, nil
 }
 
-// exitedManager returns an error when a manager started by StartManager has exited.
+// exitedManager returns an error when a manager started by StartManager has exited without being
+// stopped (a manager stopped on purpose, to restart it or after a test, is no failure).
 func (e *Env) exitedManager() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, m := range e.managers {
+		if m.Stopped() {
+			continue
+		}
 		select {
 		case <-m.Done():
 			return errors.New("the manager exited")

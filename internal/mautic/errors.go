@@ -319,7 +319,7 @@ func clip(s string, limit int) string {
 // so that a hostile server cannot break an error message over lines.
 func printable(s string) string {
 	for _, r := range s {
-		if !(r == '_' || r == '-' || r == '.' || r == ':' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+		if r != '_' && r != '-' && r != '.' && r != ':' && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
 			return strconv.Quote(s)
 		}
 	}

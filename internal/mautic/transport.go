@@ -26,6 +26,9 @@ import (
 // rotate rarely, so this only guards against unbounded growth).
 const maxCachedTransports = 64
 
+// jsonMediaType is the media type Mautic answers with and the client asks for.
+const jsonMediaType = "application/json"
+
 // callInfo travels in a request's context: what the request is for and, once answered, what
 // came back, so that errors from x/oauth2 that lost their type can still be reported plainly.
 type callInfo struct {
@@ -171,7 +174,7 @@ var nat64Prefix = &net.IPNet{IP: net.ParseIP("64:ff9b::"), Mask: net.CIDRMask(96
 // or a cloud metadata address, also when embedded in an IPv4-mapped or NAT64 address.
 func forbiddenIP(ip net.IP) bool {
 	if nat64Prefix.Contains(ip) {
-		ip = net.IP(ip[12:16])
+		ip = ip[12:16]
 	}
 	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(ec2MetadataIPv6)
 }
@@ -234,7 +237,7 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 			req.Header.Set("User-Agent", c.opts.UserAgent)
 		}
 		if req.Header.Get("Accept") == "" {
-			req.Header.Set("Accept", "application/json")
+			req.Header.Set("Accept", jsonMediaType)
 		}
 	}
 
@@ -293,7 +296,7 @@ func (c *client) observe(call *callInfo, statusCode int, start time.Time) {
 func checkTokenAnswer(call *callInfo, statusCode int, body []byte) error {
 	var answer map[string]json.RawMessage
 	if json.Unmarshal(body, &answer) != nil {
-		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: "application/json", Detail: "a JSON value that is not an object"}
+		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "a JSON value that is not an object"}
 	}
 	if jsonString(answer["access_token"]) == "" {
 		if _, hasErrors := answer["errors"]; hasErrors || jsonString(answer["error"]) != "" {
@@ -301,11 +304,11 @@ func checkTokenAnswer(call *callInfo, statusCode int, body []byte) error {
 			parsed.Grant = call.grant
 			return parsed
 		}
-		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: "application/json", Detail: "no access_token"}
+		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "no access_token"}
 	}
 	if raw, ok := answer["expires_in"]; ok && string(raw) != "null" {
 		if _, valid := expiresIn(raw); !valid {
-			return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: "application/json", Detail: "an expires_in that is not a number"}
+			return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "an expires_in that is not a number"}
 		}
 	}
 	return nil
@@ -317,7 +320,7 @@ func isJSONMediaType(contentType string) bool {
 	if err != nil {
 		return false
 	}
-	return mediaType == "application/json" || strings.HasSuffix(mediaType, "+json")
+	return mediaType == jsonMediaType || strings.HasSuffix(mediaType, "+json")
 }
 
 // redirectTarget describes a redirect's Location without its query or user info, which may hold secrets.

@@ -310,8 +310,9 @@ func TestArgoCDConfigMap(t *testing.T) {
 		"the refresh action in %s differs from %s", argoConfigMapPath, refreshScript)
 
 	// Every action discovery lists has a definition, in the files' layout too.
-	var listed []string
-	for name := range runLua(t, discoveryScript, &unstructured.Unstructured{Object: map[string]any{}}).(map[string]any) {
+	discovered := runLua(t, discoveryScript, &unstructured.Unstructured{Object: map[string]any{}}).(map[string]any)
+	listed := make([]string, 0, len(discovered))
+	for name := range discovered {
 		listed = append(listed, name)
 		g.Expect(filepath.Join(filepath.Dir(discoveryScript), name, "action.lua")).To(BeAnExistingFile())
 	}

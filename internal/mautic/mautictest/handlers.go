@@ -265,92 +265,39 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 // grant runs oauth2-php's grantAccessToken checks in its order and issues the tokens.
 func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauthFailure) {
-	fail := func(errorType, message string) (*tokenAnswer, *oauthFailure) {
-		return nil, &oauthFailure{status: http.StatusBadRequest, errorType: errorType, message: message}
-	}
 	grantType := params.Get("grant_type")
 	if !grantTypePattern.MatchString(grantType) {
-		return fail("invalid_request", MessageInvalidGrantType)
+		return nil, badRequest("invalid_request", MessageInvalidGrantType)
 	}
 	clientID, secret := params.Get("client_id"), params.Get("client_secret")
 	if basicUser, basicPassword, ok := r.BasicAuth(); ok && basicUser != "" {
 		clientID, secret = basicUser, basicPassword
 	} else if clientID == "" {
-		return fail("invalid_client", MessageNoClientID)
+		return nil, badRequest("invalid_client", MessageNoClientID)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	client, ok := s.clients[clientID]
 	if !ok || subtle.ConstantTimeCompare([]byte(client.Secret), []byte(secret)) != 1 {
-		return fail("invalid_client", MessageInvalidClient)
+		return nil, badRequest("invalid_client", MessageInvalidClient)
 	}
 	allowed := grantType == "authorization_code" || grantType == "refresh_token" ||
 		grantType == "client_credentials" && client.AllowClientCredentials ||
 		grantType == "password" && s.generic != nil
 	if !allowed {
-		return fail("unauthorized_client", MessageUnauthorizedClient)
+		return nil, badRequest("unauthorized_client", MessageUnauthorizedClient)
 	}
-	now := s.clock.Now()
-	var username string
-	var consume func()
-	switch grantType {
-	case "authorization_code":
-		code := params.Get("code")
-		if code == "" {
-			return fail("invalid_request", MessageNoCode)
-		}
-		redirectURI := params.Get("redirect_uri")
-		if redirectURI == "" {
-			return fail("invalid_request", MessageNoRedirectURI)
-		}
-		record, ok := s.authCodes[code]
-		if !ok || record.clientID != clientID {
-			return fail("invalid_grant", MessageInvalidCode)
-		}
-		if !redirectURIMatches(redirectURI, record.redirectURI) {
-			return fail("redirect_uri_mismatch", MessageRedirectMismatch)
-		}
-		if !now.Before(record.expiresAt) {
-			return fail("invalid_grant", MessageExpiredCode)
-		}
-		username = record.username
-		consume = func() { delete(s.authCodes, code) }
-	case "refresh_token":
-		refreshToken := params.Get("refresh_token")
-		if refreshToken == "" {
-			return fail("invalid_request", MessageNoRefreshToken)
-		}
-		record, ok := s.refreshTokens[refreshToken]
-		if !ok || record.clientID != clientID {
-			if s.rotatedRefreshTokens[refreshToken] {
-				s.reusedRefreshTokens++
-			}
-			return fail("invalid_grant", MessageInvalidRefreshToken)
-		}
-		if !now.Before(record.expiresAt) {
-			return fail("invalid_grant", MessageExpiredRefreshToken)
-		}
-		username = record.username
-		consume = func() {
-			// Rotation: the old refresh token is deleted in the same request that issues the new one.
-			delete(s.refreshTokens, refreshToken)
-			s.rotatedRefreshTokens[refreshToken] = true
-		}
-	}
-	if grantType == "password" {
-		account, ok := s.users[params.Get("username")]
-		if !ok || subtle.ConstantTimeCompare([]byte(account.password), []byte(params.Get("password"))) != 1 {
-			return fail("invalid_grant", MessageInvalidUserCredentials)
-		}
-		username = account.username
+	username, consume, failure := s.checkGrantLocked(grantType, clientID, params, s.clock.Now())
+	if failure != nil {
+		return nil, failure
 	}
 	var grantedScope *string
 	if requested := params.Get("scope"); requested != "" {
 		// Mautic configures no supported scopes, so oauth2-php refuses any requested scope; a generic
 		// server grants the scopes it knows.
 		if s.generic == nil || !allScopesKnown(requested, s.generic.Scopes) {
-			return fail("invalid_scope", MessageUnsupportedScope)
+			return nil, badRequest("invalid_scope", MessageUnsupportedScope)
 		}
 		grantedScope = &requested
 	}
@@ -368,6 +315,84 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 		answer.RefreshToken = s.issueLocked(s.refreshTokens, clientID, username, s.refreshLifetime)
 	}
 	return answer, nil
+}
+
+// badRequest is an HTTP 400 OAuth2 error answer.
+func badRequest(errorType, message string) *oauthFailure {
+	return &oauthFailure{status: http.StatusBadRequest, errorType: errorType, message: message}
+}
+
+// checkGrantLocked runs the checks of grantType's credential (code, refresh token or user
+// password) at now, and returns the user the tokens are for and, for a credential used once, the
+// function that spends it when the tokens are issued. The client credentials grant has no such
+// credential. s.mu is held.
+func (s *Server) checkGrantLocked(grantType, clientID string, params url.Values, now time.Time) (string, func(), *oauthFailure) {
+	switch grantType {
+	case "authorization_code":
+		return s.checkAuthorizationCodeLocked(clientID, params, now)
+	case "refresh_token":
+		return s.checkRefreshTokenLocked(clientID, params, now)
+	case "password":
+		return s.checkPasswordLocked(params)
+	}
+	return "", nil, nil
+}
+
+// checkAuthorizationCodeLocked checks an authorization_code grant's code and redirect URI.
+func (s *Server) checkAuthorizationCodeLocked(clientID string, params url.Values, now time.Time) (string, func(), *oauthFailure) {
+	code := params.Get("code")
+	if code == "" {
+		return "", nil, badRequest("invalid_request", MessageNoCode)
+	}
+	redirectURI := params.Get("redirect_uri")
+	if redirectURI == "" {
+		return "", nil, badRequest("invalid_request", MessageNoRedirectURI)
+	}
+	record, ok := s.authCodes[code]
+	if !ok || record.clientID != clientID {
+		return "", nil, badRequest("invalid_grant", MessageInvalidCode)
+	}
+	if !redirectURIMatches(redirectURI, record.redirectURI) {
+		return "", nil, badRequest("redirect_uri_mismatch", MessageRedirectMismatch)
+	}
+	if !now.Before(record.expiresAt) {
+		return "", nil, badRequest("invalid_grant", MessageExpiredCode)
+	}
+	return record.username, func() { delete(s.authCodes, code) }, nil
+}
+
+// checkRefreshTokenLocked checks a refresh_token grant's refresh token, counting the reuse of a
+// rotated one.
+func (s *Server) checkRefreshTokenLocked(clientID string, params url.Values, now time.Time) (string, func(), *oauthFailure) {
+	refreshToken := params.Get("refresh_token")
+	if refreshToken == "" {
+		return "", nil, badRequest("invalid_request", MessageNoRefreshToken)
+	}
+	record, ok := s.refreshTokens[refreshToken]
+	if !ok || record.clientID != clientID {
+		if s.rotatedRefreshTokens[refreshToken] {
+			s.reusedRefreshTokens++
+		}
+		return "", nil, badRequest("invalid_grant", MessageInvalidRefreshToken)
+	}
+	if !now.Before(record.expiresAt) {
+		return "", nil, badRequest("invalid_grant", MessageExpiredRefreshToken)
+	}
+	consume := func() {
+		// Rotation: the old refresh token is deleted in the same request that issues the new one.
+		delete(s.refreshTokens, refreshToken)
+		s.rotatedRefreshTokens[refreshToken] = true
+	}
+	return record.username, consume, nil
+}
+
+// checkPasswordLocked checks a password grant's username and password.
+func (s *Server) checkPasswordLocked(params url.Values) (string, func(), *oauthFailure) {
+	account, ok := s.users[params.Get("username")]
+	if !ok || subtle.ConstantTimeCompare([]byte(account.password), []byte(params.Get("password"))) != 1 {
+		return "", nil, badRequest("invalid_grant", MessageInvalidUserCredentials)
+	}
+	return account.username, nil, nil
 }
 
 // allScopesKnown reports whether every space-separated scope in requested is in known.

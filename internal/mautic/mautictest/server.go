@@ -7,6 +7,7 @@
 package mautictest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
@@ -207,7 +208,8 @@ func (s *Server) StartTLSOn(addr string) error {
 
 // listenOn replaces the random-port listener with one on addr.
 func (s *Server) listenOn(addr string) error {
-	listener, err := net.Listen("tcp", addr)
+	var listenConfig net.ListenConfig
+	listener, err := listenConfig.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", addr, err)
 	}
