@@ -78,9 +78,9 @@ run: ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd/manager
 
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager).
+build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager with image IMG).
 	mkdir -p dist
-	$(KUBECTL) kustomize config/default > dist/install.yaml
+	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" > dist/install.yaml
 
 ##@ Deployment
 
