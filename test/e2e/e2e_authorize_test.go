@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
@@ -28,9 +29,10 @@ import (
 // pluginTimeout bounds one run of kubectl-mautic.
 const pluginTimeout = 2 * time.Minute
 
-// TestAuthorizationCode: an AuthorizationCode connection waits for a person; `kubectl mautic
-// authorize` with a browser that approves makes it Ready with no other step, and the refresh token
-// stays in the operator's state Secret, never in the token Secret. `kubectl mautic status` then
+// TestAuthorizationCode: an AuthorizationCode connection waits for a person (Failed for kstatus,
+// Degraded for Argo CD); `kubectl mautic authorize` with a browser that approves makes it Ready
+// (Current, Healthy) with no other step, and the refresh token stays in the operator's state
+// Secret, never in the token Secret. `kubectl mautic status` then
 // shows it Ready with the refresh token's expiry, and `kubectl mautic refresh` gets a new token.
 func TestAuthorizationCode(t *testing.T) {
 	s := requireSuite(t)
@@ -76,6 +78,8 @@ func TestAuthorizationCode(t *testing.T) {
 		g.Expect(stalled.Status).To(Equal(metav1.ConditionTrue), "Stalled: %s", stalled.Message)
 		g.Expect(stalled.Reason).To(Equal(authv1alpha1.AuthorizationRequiredReason), "Stalled: %s", stalled.Message)
 	}).Should(Succeed(), "before anyone authorizes, the connection waits for a person")
+	argoMessage := s.expectGitOpsHealth(ctx, g, key, kstatus.FailedStatus, argoCDDegraded)
+	g.Expect(argoMessage).To(HavePrefix(authv1alpha1.AuthorizationRequiredReason + ": "))
 
 	// kubectl mautic authorize, with this test as the browser.
 	authorize := s.startPlugin(ctx, g, "authorize", name, "-n", namespace, "--port", port, "--no-browser", "--timeout", pluginTimeout.String())
@@ -105,6 +109,7 @@ func TestAuthorizationCode(t *testing.T) {
 		g.Expect(ready.Status).To(Equal(metav1.ConditionTrue), "Ready: %s: %s", ready.Reason, ready.Message)
 		g.Expect(ready.Reason).To(Equal(authv1alpha1.TokenValidReason))
 	}).Should(Succeed(), "the authorized connection becomes Ready by itself")
+	s.expectGitOpsHealth(ctx, g, key, kstatus.CurrentStatus, argoCDHealthy)
 	g.Expect(conn.Status.RefreshTokenExpiresAt).NotTo(BeNil(), "status.refreshTokenExpiresAt")
 
 	tokenSecret := s.tokenSecret(ctx, g, conn)

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -20,10 +21,12 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/test/gitopshealth"
 )
 
 const (
@@ -38,13 +41,15 @@ var tokenSecretKeys = []string{
 	authv1alpha1.ExpiresAtKey, authv1alpha1.URLKey,
 }
 
-// TestSamplesBecomeReady: config/samples/ as a user applies it gets a working token Secret.
+// TestSamplesBecomeReady: config/samples/ as a user applies it gets a working token Secret, and
+// GitOps tools see it as done: Current for kstatus, Healthy for Argo CD.
 func TestSamplesBecomeReady(t *testing.T) {
 	s := requireSuite(t)
 	g := newG(t)
 	ctx := t.Context()
 
 	conn := s.waitSampleReady(ctx, g)
+	s.expectGitOpsHealth(ctx, g, client.ObjectKeyFromObject(conn), kstatus.CurrentStatus, argoCDHealthy)
 	secret := s.tokenSecret(ctx, g, conn)
 	g.Expect(sortedKeys(secret.Data)).To(Equal(sorted(tokenSecretKeys)))
 	g.Expect(secret.Data).NotTo(HaveKey(authv1alpha1.ClientSecretKey))
@@ -129,7 +134,8 @@ func TestDeletedTokenSecretIsRestored(t *testing.T) {
 }
 
 // TestBadClientSecretStalls: Mautic refusing the client secret stalls the connection with a reason
-// that names the fix.
+// that names the fix, which GitOps tools report as a failure: Failed for kstatus, Degraded with
+// that reason for Argo CD.
 func TestBadClientSecretStalls(t *testing.T) {
 	s := requireSuite(t)
 	g := newG(t)
@@ -169,6 +175,8 @@ func TestBadClientSecretStalls(t *testing.T) {
 	}).Should(Succeed())
 	g.Expect(apimeta.IsStatusConditionFalse(conn.Status.Conditions, authv1alpha1.ReadyCondition)).To(BeTrue(),
 		"Ready=False while Stalled; conditions: %v", conn.Status.Conditions)
+	argoMessage := s.expectGitOpsHealth(ctx, g, client.ObjectKeyFromObject(conn), kstatus.FailedStatus, argoCDDegraded)
+	g.Expect(argoMessage).To(HavePrefix(authv1alpha1.InvalidClientReason + ": "))
 }
 
 // TestNoSecretsInManagerLog: the manager never logs a token or a client secret. Every credential
@@ -257,6 +265,30 @@ func forbiddenLines(logPath string) ([]string, error) {
 		}
 	}
 	return denials, nil
+}
+
+// Argo CD health statuses (health.HealthStatusCode in gitops-engine) that the tests expect.
+const (
+	argoCDHealthy  = "Healthy"
+	argoCDDegraded = "Degraded"
+)
+
+// expectGitOpsHealth reads the connection from the API server as the unstructured object that Argo
+// CD and Flux see, expects kstatus and Argo CD's health check (config/argocd/) to report the given
+// statuses, and returns Argo CD's health message.
+func (s *suite) expectGitOpsHealth(ctx context.Context, g Gomega, key client.ObjectKey, wantKstatus kstatus.Status, wantArgoCD string) string {
+	live := &unstructured.Unstructured{}
+	live.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
+	g.Expect(s.env.Client.Get(ctx, key, live)).To(Succeed())
+	status, _ := json.Marshal(live.Object["status"])
+
+	result, err := gitopshealth.KStatus(live.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(result.Status).To(Equal(wantKstatus), "kstatus of %s: %s; generation %d, status %s", key, result.Message, live.GetGeneration(), status)
+	argoCD, message, err := gitopshealth.ArgoCDHealth(live.Object)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(argoCD).To(Equal(wantArgoCD), "Argo CD health of %s: %s; generation %d, status %s", key, message, live.GetGeneration(), status)
+	return message
 }
 
 // newG returns gomega with the suite's Eventually timeout and polling interval.

@@ -1,7 +1,6 @@
 package gitops_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	lua "github.com/yuin/gopher-lua"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,6 +19,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/test/gitopshealth"
 )
 
 // TestNewConnection: before the operator has written a status, Argo CD reports Progressing; once
@@ -245,10 +244,10 @@ func TestRefreshAction(t *testing.T) {
 		g.Expect(before).NotTo(BeEmpty())
 	})
 
-	g.Expect(runLua(t, discoveryScript, original)).To(Equal(map[string]any{"refresh": map[string]any{"disabled": false}}))
+	g.Expect(discover(t, original)).To(Equal(map[string]any{"refresh": map[string]any{"disabled": false}}))
 
-	returned, ok := runLua(t, refreshScript, original).(map[string]any)
-	g.Expect(ok).To(BeTrue(), "action.lua returns the object")
+	returned, err := gitopshealth.ArgoCDAction(original.Object, "refresh")
+	g.Expect(err).NotTo(HaveOccurred(), "action.lua returns the object")
 	modified := &unstructured.Unstructured{Object: returned}
 	requestedAt := modified.GetAnnotations()[authv1alpha1.RefreshRequestedAtAnnotation]
 	when, err := time.Parse(time.RFC3339, requestedAt)
@@ -277,6 +276,10 @@ func TestRefreshAction(t *testing.T) {
 func TestArgoCDConfigMap(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
+	argoConfigMapPath := repoPath(g, gitopshealth.ArgoCDConfigMap)
+	healthScript := repoPath(g, gitopshealth.HealthScript)
+	discoveryScript := repoPath(g, gitopshealth.DiscoveryScript)
+	refreshScript := repoPath(g, gitopshealth.ActionScript("refresh"))
 	raw, err := os.ReadFile(argoConfigMapPath)
 	g.Expect(err).NotTo(HaveOccurred())
 	cm := &corev1.ConfigMap{}
@@ -310,7 +313,7 @@ func TestArgoCDConfigMap(t *testing.T) {
 		"the refresh action in %s differs from %s", argoConfigMapPath, refreshScript)
 
 	// Every action discovery lists has a definition, in the files' layout too.
-	discovered := runLua(t, discoveryScript, &unstructured.Unstructured{Object: map[string]any{}}).(map[string]any)
+	discovered := discover(t, &unstructured.Unstructured{Object: map[string]any{}})
 	listed := make([]string, 0, len(discovered))
 	for name := range discovered {
 		listed = append(listed, name)
@@ -339,7 +342,7 @@ func observed(u *unstructured.Unstructured) bool {
 // computeKstatus computes the object's status as Flux (kstatus) does.
 func computeKstatus(t *testing.T, u *unstructured.Unstructured) *kstatus.Result {
 	t.Helper()
-	result, err := kstatus.Compute(u)
+	result, err := gitopshealth.KStatus(u.Object)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return result
 }
@@ -350,15 +353,6 @@ func describe(u *unstructured.Unstructured) string {
 	return fmt.Sprintf("generation %d, status %s", u.GetGeneration(), status)
 }
 
-// Where the Argo CD scripts live, in the layout of Argo CD's resource_customizations directory.
-var (
-	argoDir           = filepath.Join("..", "..", "config", "argocd")
-	healthScript      = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "health.lua")
-	discoveryScript   = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "actions", "discovery.lua")
-	refreshScript     = filepath.Join(argoDir, "auth.mautic-operator.dev", "MauticConnection", "actions", "refresh", "action.lua")
-	argoConfigMapPath = filepath.Join(argoDir, "argocd-cm-patch.yaml")
-)
-
 // argoHealth is what an Argo CD health check returns.
 type argoHealth struct {
 	Status  string
@@ -368,108 +362,22 @@ type argoHealth struct {
 // health runs the Argo CD health check on a live object.
 func health(t *testing.T, u *unstructured.Unstructured) argoHealth {
 	t.Helper()
-	hs, ok := runLua(t, healthScript, u).(map[string]any)
-	NewWithT(t).Expect(ok).To(BeTrue(), "health.lua returns a table")
-	status, _ := hs["status"].(string)
-	message, _ := hs["message"].(string)
+	status, message, err := gitopshealth.ArgoCDHealth(u.Object)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return argoHealth{Status: status, Message: message}
 }
 
-// runLua runs a script the way Argo CD runs scripts from argocd-cm (util/lua/lua.go): only the
-// package, base and table libraries and an os library reduced to time and date, no string
-// library, the object as the global obj, and one second to finish. It returns the script's result
-// converted to Go values, as Argo CD converts it to JSON.
-func runLua(t *testing.T, path string, u *unstructured.Unstructured) any {
+// discover runs the Argo CD action discovery script on an object.
+func discover(t *testing.T, u *unstructured.Unstructured) map[string]any {
 	t.Helper()
-	g := NewWithT(t)
-	script, err := os.ReadFile(path)
+	actions, err := gitopshealth.ArgoCDActions(u.Object)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return actions
+}
+
+// repoPath returns the absolute path of a file named relative to the repository root.
+func repoPath(g Gomega, relative string) string {
+	path, err := gitopshealth.Path(relative)
 	g.Expect(err).NotTo(HaveOccurred())
-
-	state := lua.NewState(lua.Options{SkipOpenLibs: true})
-	defer state.Close()
-	for name, open := range map[string]lua.LGFunction{
-		lua.LoadLibName: lua.OpenPackage, lua.BaseLibName: lua.OpenBase,
-		lua.TabLibName: lua.OpenTable, lua.OsLibName: lua.OpenOs,
-	} {
-		g.Expect(state.CallByParam(lua.P{Fn: state.NewFunction(open), Protect: true}, lua.LString(name))).To(Succeed())
-	}
-	restrictOs(state)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	state.SetContext(ctx)
-	state.SetGlobal("obj", toLua(state, u.Object))
-
-	g.Expect(state.DoString(string(script))).To(Succeed(), "running %s", path)
-	return fromLua(state.Get(-1))
-}
-
-// restrictOs leaves only os.time and os.date, as Argo CD's safe os library does, for both the os
-// global and require("os").
-func restrictOs(state *lua.LState) {
-	full := state.GetGlobal(lua.OsLibName).(*lua.LTable)
-	safe := state.NewTable()
-	safe.RawSetString("time", full.RawGetString("time"))
-	safe.RawSetString("date", full.RawGetString("date"))
-	state.SetGlobal(lua.OsLibName, safe)
-	loaded := state.GetField(state.Get(lua.RegistryIndex), "_LOADED")
-	state.SetField(loaded, lua.OsLibName, safe)
-}
-
-// toLua converts an unstructured value to Lua as Argo CD does (decodeValue in util/lua/lua.go).
-func toLua(state *lua.LState, value any) lua.LValue {
-	switch v := value.(type) {
-	case bool:
-		return lua.LBool(v)
-	case string:
-		return lua.LString(v)
-	case int64:
-		return lua.LNumber(v)
-	case float64:
-		return lua.LNumber(v)
-	case []any:
-		list := state.CreateTable(len(v), 0)
-		for _, item := range v {
-			list.Append(toLua(state, item))
-		}
-		return list
-	case map[string]any:
-		table := state.CreateTable(0, len(v))
-		for key, item := range v {
-			table.RawSetH(lua.LString(key), toLua(state, item))
-		}
-		return table
-	default:
-		return lua.LNil
-	}
-}
-
-// fromLua converts a script's result to unstructured values. A table whose keys are 1..n is a
-// list; any other table, the empty one included, is a map (Kubernetes objects omit empty lists).
-func fromLua(value lua.LValue) any {
-	switch v := value.(type) {
-	case lua.LBool:
-		return bool(v)
-	case lua.LString:
-		return string(v)
-	case lua.LNumber:
-		if f := float64(v); f == float64(int64(f)) {
-			return int64(f)
-		}
-		return float64(v)
-	case *lua.LTable:
-		keys := 0
-		v.ForEach(func(lua.LValue, lua.LValue) { keys++ })
-		if n := v.MaxN(); n > 0 && n == keys {
-			list := make([]any, 0, n)
-			for i := 1; i <= n; i++ {
-				list = append(list, fromLua(v.RawGetInt(i)))
-			}
-			return list
-		}
-		table := map[string]any{}
-		v.ForEach(func(key, item lua.LValue) { table[key.String()] = fromLua(item) })
-		return table
-	default:
-		return nil
-	}
+	return path
 }

@@ -1,6 +1,7 @@
 // Package gitops_test checks what GitOps tools see of live MauticConnections: Argo CD's health
 // check and refresh action (config/argocd/), run with gopher-lua as Argo CD runs them, and kstatus,
-// which Flux uses. Objects come from a real API server and the real reconciler.
+// which Flux uses, both evaluated by test/gitopshealth. Objects come from a real API server and the
+// real reconciler.
 package gitops_test
 
 import (
