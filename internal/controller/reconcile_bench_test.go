@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"encoding/json"
-	"maps"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -59,34 +57,6 @@ func (c *benchMauticClient) Token(context.Context, mautic.TokenRequest) (*mautic
 func (c *benchMauticClient) Verify(context.Context, mautic.VerifyRequest) (*mautic.VerifyResult, error) {
 	c.verifies.Add(1)
 	return &mautic.VerifyResult{}, nil
-}
-
-// benchSecretFromApplyConfig builds the Secret the API server would hold after applying ac.
-func benchSecretFromApplyConfig(ac *corev1ac.SecretApplyConfiguration) *corev1.Secret {
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:        *ac.Name,
-			Namespace:   *ac.Namespace,
-			Labels:      maps.Clone(ac.Labels),
-			Annotations: maps.Clone(ac.Annotations),
-		},
-		Type: *ac.Type,
-		Data: map[string][]byte{},
-	}
-	for k, v := range ac.Data {
-		secret.Data[k] = append([]byte(nil), v...)
-	}
-	for _, ref := range ac.OwnerReferences {
-		secret.OwnerReferences = append(secret.OwnerReferences, metav1.OwnerReference{
-			APIVersion:         *ref.APIVersion,
-			Kind:               *ref.Kind,
-			Name:               *ref.Name,
-			UID:                *ref.UID,
-			Controller:         ref.Controller,
-			BlockOwnerDeletion: ref.BlockOwnerDeletion,
-		})
-	}
-	return secret
 }
 
 // benchWorld is one ClientCredentials connection with its credentials Secret and the token Secret
@@ -138,7 +108,7 @@ func newBenchWorld(b *testing.B) benchWorld {
 	return benchWorld{
 		conn:        conn,
 		credentials: credentialsSecret,
-		tokenSecret: benchSecretFromApplyConfig(tokenSecretApply(conn, published)),
+		tokenSecret: secretFromApply(tokenSecretApply(conn, published)),
 		token:       published,
 	}
 }
