@@ -113,8 +113,8 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 			r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
 		}
 		recordConnectionMetrics(conn)
-		if result, attempted := s.refreshResult(); attempted {
-			recordRefreshResult(conn, result)
+		if outcome, attempted := s.refreshResult(); attempted {
+			recordRefreshResult(conn, outcome)
 		}
 		if equality.Semantic.DeepEqual(before.Status, conn.Status) {
 			return // a steady-state reconcile writes nothing
