@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -50,23 +49,7 @@ func TestAuthorizationCode(t *testing.T) {
 	app.RedirectURIs = []string{"http://" + callbackAddr + "/callback"}
 	s.env.Mautic.AddClient(app)
 
-	_, err = s.env.Apply(ctx, namespace,
-		object("v1", "Namespace", "", namespace, nil),
-		object("v1", "Secret", namespace, localenv.CASecretName, map[string]any{
-			"data": map[string]any{authv1alpha1.CACertKey: base64.StdEncoding.EncodeToString(s.env.Mautic.CACertPEM())},
-		}),
-		object("v1", "Secret", namespace, "mautic-api", map[string]any{
-			"stringData": map[string]any{authv1alpha1.ClientIDKey: app.ID, authv1alpha1.ClientSecretKey: app.Secret},
-		}),
-		object(authv1alpha1.GroupVersion.String(), "MauticConnection", namespace, name, map[string]any{
-			"spec": map[string]any{
-				"url":                  s.env.Mautic.URL(),
-				"grant":                string(authv1alpha1.GrantAuthorizationCode),
-				"credentialsSecretRef": map[string]any{"name": "mautic-api"},
-				"tls":                  map[string]any{"caSecretRef": map[string]any{"name": localenv.CASecretName}},
-			},
-		}),
-	)
+	_, err = s.env.Apply(ctx, namespace, s.connectionObjects(namespace, name, authv1alpha1.GrantAuthorizationCode, app)...)
 	g.Expect(err).NotTo(HaveOccurred())
 	key := client.ObjectKey{Namespace: namespace, Name: name}
 

@@ -96,9 +96,9 @@ func TestNamespacedInstall(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = s.env.Apply(ctx, tenantNamespace, rbac...)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = s.env.Apply(ctx, outsideNamespace, s.connectionObjects(outsideNamespace, "crm-outside", outsideApp)...)
+	_, err = s.env.Apply(ctx, outsideNamespace, s.connectionObjects(outsideNamespace, "crm-outside", authv1alpha1.GrantClientCredentials, outsideApp)...)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = s.env.Apply(ctx, tenantNamespace, s.connectionObjects(tenantNamespace, "crm-tenant", tenantApp)...)
+	_, err = s.env.Apply(ctx, tenantNamespace, s.connectionObjects(tenantNamespace, "crm-tenant", authv1alpha1.GrantClientCredentials, tenantApp)...)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() {
 		// Before the main manager starts again: it would take them over.
@@ -225,10 +225,9 @@ func deploymentArgs(g Gomega, deployment *unstructured.Unstructured, namespace s
 	return args
 }
 
-// connectionObjects returns the objects of a ClientCredentials connection to the test server in
-// namespace, with the Mautic client app: the namespace, the CA and credentials Secrets and the
-// connection.
-func (s *suite) connectionObjects(namespace, name string, app mautictest.ClientApp) []*unstructured.Unstructured {
+// connectionObjects returns the objects of a connection with grant to the test server in namespace,
+// with the Mautic client app: the namespace, the CA and credentials Secrets and the connection.
+func (s *suite) connectionObjects(namespace, name string, grant authv1alpha1.Grant, app mautictest.ClientApp) []*unstructured.Unstructured {
 	return []*unstructured.Unstructured{
 		object("v1", "Namespace", "", namespace, nil),
 		object("v1", "Secret", namespace, localenv.CASecretName, map[string]any{
@@ -240,7 +239,7 @@ func (s *suite) connectionObjects(namespace, name string, app mautictest.ClientA
 		object(authv1alpha1.GroupVersion.String(), "MauticConnection", namespace, name, map[string]any{
 			"spec": map[string]any{
 				"url":                  s.env.Mautic.URL(),
-				"grant":                string(authv1alpha1.GrantClientCredentials),
+				"grant":                string(grant),
 				"credentialsSecretRef": map[string]any{"name": "mautic-api"},
 				"tls":                  map[string]any{"caSecretRef": map[string]any{"name": localenv.CASecretName}},
 			},

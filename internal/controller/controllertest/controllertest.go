@@ -15,8 +15,6 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -29,8 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/controller"
+	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 )
 
@@ -57,9 +55,7 @@ func Start(repoRoot string) (*ControlPlane, error) {
 	} else {
 		logf.SetLogger(logr.Discard())
 	}
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
+	scheme := localenv.NewScheme()
 
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(repoRoot, "config", "crd", "bases")},
