@@ -81,6 +81,10 @@ const (
 	ReauthorizationRequiredReason = "ReauthorizationRequired"
 	// AuthorizationRequiredReason: an AuthorizationCode connection has no refresh token yet.
 	AuthorizationRequiredReason = "AuthorizationRequired"
+	// RefreshAnswerUnusableReason: Mautic answered a refresh with success, so it has probably rotated
+	// the refresh token, but the answer could not be read and held no refresh token to recover; a
+	// person must check the server (or proxy) and authorize again.
+	RefreshAnswerUnusableReason = "RefreshAnswerUnusable"
 	// TokenSecretConflictReason: a Secret with the token Secret's name exists and is not owned by this connection.
 	TokenSecretConflictReason = "TokenSecretConflict"
 )

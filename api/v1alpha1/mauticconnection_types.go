@@ -66,6 +66,25 @@ const (
 	AuthorizedAtAnnotation = "auth.mautic-operator.dev/authorized-at"
 	// StateSecretSuffix names the state Secret of an AuthorizationCode connection: "<name>-oauth-state".
 	StateSecretSuffix = "-oauth-state"
+	// SeedHashAnnotation on the state Secret records the digest of the credentials Secret's
+	// refresh_token seed already used (or already superseded by an authorization), so that an
+	// unchanged seed is ignored and a changed one seeds again.
+	SeedHashAnnotation = "auth.mautic-operator.dev/seed-hash"
+	// RefreshTokenIssuedAtAnnotation on the state Secret records when the stored refresh token was issued.
+	RefreshTokenIssuedAtAnnotation = "auth.mautic-operator.dev/refresh-token-issued-at"
+	// RejectedHashAnnotation on the state Secret records the digest of a refresh token Mautic
+	// refused, so that it is never sent again.
+	RejectedHashAnnotation = "auth.mautic-operator.dev/rejected-token-hash"
+	// RefreshClaimAnnotation on the state Secret marks the stored refresh token as being spent:
+	// "<holder> <RFC 3339 time>". Its age is judged by the time the API server recorded for the
+	// write (the managed fields of RefreshClaimFieldManager), not by the time in the value.
+	RefreshClaimAnnotation = "auth.mautic-operator.dev/refresh-claim"
+	// RefreshClaimFieldManager is the field manager of the writes that set RefreshClaimAnnotation.
+	RefreshClaimFieldManager = "mautic-operator-claim"
+	// AmbiguousRefreshAnnotation on the state Secret records that a refresh with the stored token
+	// ended without a usable answer (a timeout, a dropped connection, an unreadable answer):
+	// "<token digest> <RFC 3339 time> <cause>". Mautic may have rotated the token then.
+	AmbiguousRefreshAnnotation = "auth.mautic-operator.dev/ambiguous-refresh"
 )
 
 // SecretReference names a Secret in the MauticConnection's own namespace.

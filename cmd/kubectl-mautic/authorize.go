@@ -28,11 +28,11 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/refreshstate"
 )
 
 const (
@@ -110,18 +110,25 @@ type authorizeFlow struct {
 	kube   client.Client
 	mautic mautic.Client
 	clock  clock.PassiveClock
+	// stderr receives warnings while the flow waits, such as a callback with a wrong state.
+	stderr io.Writer
 
 	conn         *authv1alpha1.MauticConnection
 	baseURL      string
 	clientID     string
 	clientSecret string
 	caPEM        []byte
-	redirectURI  string
-	state        string
+	// seed is the refresh_token seed of the credentials Secret, "" when it holds none. The
+	// authorization supersedes it: the state Secret records it as used, so that the operator
+	// does not overwrite the new refresh token with it.
+	seed        string
+	redirectURI string
+	state       string
 
 	// ctx bounds the work a callback does (code exchange and Secret writes).
 	ctx context.Context
-	// mu serialises callbacks; the first one to /callback decides the outcome.
+	// mu serialises callbacks; the first one to /callback with the flow's state decides the
+	// outcome, and writes to stderr.
 	mu       sync.Mutex
 	finished bool
 	result   chan error
@@ -177,11 +184,13 @@ func prepareAuthorize(ctx context.Context, inv invocation, port int) (*authorize
 		kube:         inv.kube,
 		mautic:       inv.mautic,
 		clock:        inv.clock,
+		stderr:       inv.stderr,
 		conn:         conn,
 		baseURL:      baseURL,
 		clientID:     string(credentials.Data[authv1alpha1.ClientIDKey]),
 		clientSecret: string(credentials.Data[authv1alpha1.ClientSecretKey]),
 		caPEM:        caPEM,
+		seed:         string(credentials.Data[authv1alpha1.RefreshTokenKey]),
 		redirectURI:  "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port)) + callbackPath,
 		state:        state,
 		ctx:          ctx,
@@ -346,8 +355,9 @@ func (f *authorizeFlow) mismatchError() error {
 		"that is registered)", f.redirectURI, f.clientID, f.redirectURI)
 }
 
-// serve answers Mautic's redirect on listener and returns the outcome of the first callback,
-// or an error when none arrives within timeout.
+// serve answers Mautic's redirect on listener and returns the outcome of the first callback that
+// carries the flow's state, or an error when none arrives within timeout. Callbacks with another
+// state are refused and do not end the wait.
 func (f *authorizeFlow) serve(ctx context.Context, listener net.Listener, timeout time.Duration) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+callbackPath, f.handleCallback)
@@ -384,8 +394,9 @@ func (f *authorizeFlow) serve(ctx context.Context, listener net.Listener, timeou
 		f.redirectURI, timeout)
 }
 
-// handleCallback answers Mautic's redirect. The first request to the callback path decides the
-// outcome; later ones are told the flow is over.
+// handleCallback answers Mautic's redirect. A request without the flow's state (an old browser
+// tab, another program) is refused with a warning and the wait goes on; the first request with
+// the flow's state decides the outcome, and later ones are told the flow is over.
 func (f *authorizeFlow) handleCallback(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -393,25 +404,27 @@ func (f *authorizeFlow) handleCallback(w http.ResponseWriter, r *http.Request) {
 		writePage(w, http.StatusConflict, "Already finished", "This authorization has already finished; you can close this tab.")
 		return
 	}
-	status, title, detail, err := f.complete(r.URL.Query())
+	query := r.URL.Query()
+	if subtle.ConstantTimeCompare([]byte(query.Get("state")), []byte(f.state)) != 1 {
+		// Warn before answering, so that the warning is out by the time the requester has its answer.
+		fmt.Fprintf(f.stderr, "warning: ignored a request to %s without the OAuth state this command sent "+
+			"(an old browser tab, or another program); still waiting for Mautic's redirect\n", f.redirectURI)
+		writePage(w, http.StatusBadRequest, "Invalid OAuth state",
+			"This answer does not belong to the authorization kubectl mautic started; nothing was stored, "+
+				"and kubectl mautic is still waiting for Mautic's redirect.")
+		return
+	}
+	status, title, detail, err := f.complete(query)
 	writePage(w, status, title, detail)
 	f.finished = true
 	f.result <- err
 }
 
-// complete checks a callback's state, reads its code or error, exchanges the code at once
-// (codes live 30 seconds), and stores the refresh token. It returns the page for the browser and
-// the outcome for the command.
+// complete reads the code or error of a callback that carries the flow's state, exchanges the
+// code at once (codes live 30 seconds), and stores the refresh token. It returns the page for the
+// browser and the outcome for the command.
 func (f *authorizeFlow) complete(query url.Values) (int, string, string, error) {
 	const failedTitle = "Authorization failed"
-	if subtle.ConstantTimeCompare([]byte(query.Get("state")), []byte(f.state)) != 1 {
-		//nolint:staticcheck // ST1005: shown to the user as is; the test matches the capitalised text
-		err := fmt.Errorf("Invalid OAuth state: the redirect to %s did not carry the state this command sent "+
-			"(an old browser tab, or another program); nothing was stored. Run kubectl mautic authorize %s -n %s again",
-			f.redirectURI, f.conn.Name, f.conn.Namespace)
-		return http.StatusBadRequest, "Invalid OAuth state",
-			"This answer does not belong to the authorization kubectl mautic started; nothing was stored.", err
-	}
 	if errorCode := query.Get("error"); errorCode != "" {
 		err := f.redirectError(errorCode, query.Get("error_description"))
 		return http.StatusBadRequest, failedTitle, err.Error(), err
@@ -471,7 +484,7 @@ func (f *authorizeFlow) exchangeAndStore(code string) error {
 			"Check that the OAuth2 server issues refresh tokens to this client")
 	}
 	now := f.clock.Now()
-	if err := writeStateSecret(f.ctx, f.kube, f.conn, token.RefreshToken, now); err != nil {
+	if err := writeStateSecret(f.ctx, f.kube, f.conn, token.RefreshToken, f.seed, now); err != nil {
 		return err
 	}
 	if _, err := requestRefresh(f.ctx, f.kube, f.conn, now); err != nil {
@@ -516,7 +529,7 @@ func checkStateSecretOwner(ctx context.Context, kube client.Client, conn *authv1
 
 // stateSecretOwnerError returns an error unless state is controlled by conn.
 func stateSecretOwnerError(state *corev1.Secret, conn *authv1alpha1.MauticConnection) error {
-	if owner := metav1.GetControllerOf(state); owner != nil && owner.UID == conn.UID {
+	if refreshstate.ControlledBy(state, conn) {
 		return nil
 	}
 	//nolint:staticcheck // ST1005: starts with the Kind Secret; the test matches this text
@@ -525,11 +538,13 @@ func stateSecretOwnerError(state *corev1.Secret, conn *authv1alpha1.MauticConnec
 		state.Name, state.Namespace)
 }
 
-// writeStateSecret creates or updates the state Secret so that it holds refreshToken alone,
-// with the operator's labels, the authorized-at annotation and a controller reference to conn.
-// Other annotations (the operator's bookkeeping) are kept. An update is guarded by the
+// writeStateSecret creates or updates the state Secret so that it holds refreshToken alone, as
+// refreshstate builds it (labels, controller reference to conn, issued-at annotation), with the
+// authorized-at annotation, and with seed (the credentials Secret's refresh_token, if any)
+// recorded as used: the authorization supersedes it. Other annotations (the operator's
+// bookkeeping) are kept, except those about the replaced token. An update is guarded by the
 // resourceVersion just read, and retried on a conflict.
-func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha1.MauticConnection, refreshToken string, now time.Time) error {
+func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha1.MauticConnection, refreshToken, seed string, now time.Time) error {
 	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.StateSecretName()}
 	retriable := func(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
 	err := retry.OnError(retry.DefaultRetry, retriable, func() error {
@@ -537,9 +552,8 @@ func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha
 		err := kube.Get(ctx, key, state)
 		switch {
 		case apierrors.IsNotFound(err):
-			state = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}, Type: corev1.SecretTypeOpaque}
-			state.OwnerReferences = []metav1.OwnerReference{controllerReference(conn)}
-			setStateContent(state, conn, refreshToken, now)
+			state = refreshstate.New(conn)
+			setStateContent(state, conn, refreshToken, seed, now)
 			return kube.Create(ctx, state)
 		case err != nil:
 			return err
@@ -547,7 +561,7 @@ func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha
 		if err := stateSecretOwnerError(state, conn); err != nil {
 			return err
 		}
-		setStateContent(state, conn, refreshToken, now)
+		setStateContent(state, conn, refreshToken, seed, now)
 		return kube.Update(ctx, state)
 	})
 	if err != nil {
@@ -556,25 +570,12 @@ func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha
 	return nil
 }
 
-// setStateContent sets the state Secret's labels, authorized-at annotation and data.
-func setStateContent(state *corev1.Secret, conn *authv1alpha1.MauticConnection, refreshToken string, now time.Time) {
-	metav1.SetMetaDataLabel(&state.ObjectMeta, authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue)
-	metav1.SetMetaDataLabel(&state.ObjectMeta, authv1alpha1.ConnectionLabel, conn.Name)
+// setStateContent makes state hold refreshToken, authorized and issued at now, with seed recorded
+// as used.
+func setStateContent(state *corev1.Secret, conn *authv1alpha1.MauticConnection, refreshToken, seed string, now time.Time) {
+	refreshstate.SetRefreshToken(state, conn, refreshToken, now)
+	refreshstate.SetSeedUsed(state, seed)
 	metav1.SetMetaDataAnnotation(&state.ObjectMeta, authv1alpha1.AuthorizedAtAnnotation, now.UTC().Format(time.RFC3339))
-	state.Data = map[string][]byte{authv1alpha1.RefreshTokenKey: []byte(refreshToken)}
-	state.StringData = nil
-}
-
-// controllerReference is the owner reference that makes conn the controller of a Secret.
-func controllerReference(conn *authv1alpha1.MauticConnection) metav1.OwnerReference {
-	return metav1.OwnerReference{
-		APIVersion:         authv1alpha1.GroupVersion.String(),
-		Kind:               "MauticConnection",
-		Name:               conn.Name,
-		UID:                conn.UID,
-		Controller:         ptr.To(true),
-		BlockOwnerDeletion: ptr.To(true),
-	}
 }
 
 // page is the HTML the browser gets back from the callback.

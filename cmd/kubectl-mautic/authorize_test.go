@@ -23,6 +23,7 @@ import (
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/refreshstate"
 )
 
 // authorizeURLPattern finds the authorization URL the plugin prints.
@@ -125,6 +126,8 @@ func TestAuthorizeStoresRefreshToken(t *testing.T) {
 	authorizedAt, err := time.Parse(time.RFC3339, state.Annotations[authv1alpha1.AuthorizedAtAnnotation])
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(authorizedAt).To(BeTemporally(">=", before.Truncate(time.Second)))
+	g.Expect(refreshstate.IssuedAt(state)).To(BeTemporally(">=", before))
+	g.Expect(state.Annotations).NotTo(HaveKey(authv1alpha1.SeedHashAnnotation), "the credentials Secret holds no seed")
 	g.Expect(state.OwnerReferences).To(HaveLen(1))
 	owner := state.OwnerReferences[0]
 	g.Expect(owner.APIVersion).To(Equal("auth.mautic-operator.dev/v1alpha1"))
@@ -221,8 +224,10 @@ func TestAuthorizeReplacesStateSecret(t *testing.T) {
 	first, err := stateSecret(f.ctx, conn)
 	g.Expect(err).NotTo(HaveOccurred())
 
-	// The operator's own bookkeeping on the state Secret survives a new authorization.
-	metav1.SetMetaDataAnnotation(&first.ObjectMeta, "auth.mautic-operator.dev/seed-hash", "kept")
+	// The operator's own bookkeeping on the state Secret survives a new authorization, but what
+	// it knew about the replaced token goes.
+	metav1.SetMetaDataAnnotation(&first.ObjectMeta, authv1alpha1.SeedHashAnnotation, "kept")
+	refreshstate.SetRejected(first, string(first.Data[authv1alpha1.RefreshTokenKey]))
 	first.Data["stale"] = []byte("dropped")
 	g.Expect(k8sClient.Update(f.ctx, first)).To(Succeed())
 
@@ -232,25 +237,81 @@ func TestAuthorizeReplacesStateSecret(t *testing.T) {
 	g.Expect(second.UID).To(Equal(first.UID), "updated, not recreated")
 	g.Expect(second.Data).To(HaveLen(1))
 	g.Expect(second.Data[authv1alpha1.RefreshTokenKey]).NotTo(Equal(first.Data[authv1alpha1.RefreshTokenKey]))
-	g.Expect(second.Annotations).To(HaveKeyWithValue("auth.mautic-operator.dev/seed-hash", "kept"))
+	g.Expect(second.Annotations).To(HaveKeyWithValue(authv1alpha1.SeedHashAnnotation, "kept"))
 	g.Expect(second.Annotations).To(HaveKey(authv1alpha1.AuthorizedAtAnnotation))
+	g.Expect(second.Annotations).NotTo(HaveKey(authv1alpha1.RejectedHashAnnotation))
 	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(2))
+}
+
+// setSeed puts seed in the refresh_token key of conn's credentials Secret.
+func setSeed(t *testing.T, f *fixture, conn *authv1alpha1.MauticConnection, seed string) {
+	t.Helper()
+	g := NewWithT(t)
+	credentials := &corev1.Secret{}
+	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.Spec.CredentialsSecretRef.Name}
+	g.Expect(k8sClient.Get(f.ctx, key, credentials)).To(Succeed())
+	credentials.Data[authv1alpha1.RefreshTokenKey] = []byte(seed)
+	g.Expect(k8sClient.Update(f.ctx, credentials)).To(Succeed())
+}
+
+func TestAuthorizeSupersedesRefreshTokenSeed(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+
+	// A stale seed in the credentials Secret must not overwrite the authorization: the state
+	// Secret records it as used, so that the operator does not seed from it.
+	seed := "stale-seed-refresh-token"
+	setSeed(t, f, conn, seed)
+	authorizeOnce(t, f, conn)
+	first, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(first.Annotations).To(HaveKeyWithValue(authv1alpha1.SeedHashAnnotation, refreshstate.Digest(seed)))
+	g.Expect(refreshstate.SeedUsed(first, seed)).To(BeTrue())
+	authorized := refreshstate.RefreshToken(first)
+	g.Expect(authorized).NotTo(BeEmpty())
+	g.Expect(authorized).NotTo(Equal(seed), "the state Secret holds the newly authorized token")
+	g.Expect(first.Data).To(HaveLen(1))
+	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(1))
+	g.Expect(f.mautic.TokenRequestsByGrant("refresh_token")).To(BeZero(), "the seed was never spent")
+
+	// The stored token is the one Mautic issued on the authorization.
+	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
+		Site:         mautic.Site{BaseURL: f.mautic.URL()},
+		Grant:        mautic.GrantRefreshToken,
+		ClientID:     f.app.ID,
+		ClientSecret: f.app.Secret,
+		RefreshToken: authorized,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(token.AccessToken).NotTo(BeEmpty())
+
+	// Another seed put in before a new authorization is superseded too, on an update.
+	newSeed := "another-stale-seed"
+	setSeed(t, f, conn, newSeed)
+	authorizeOnce(t, f, conn)
+	second, err := stateSecret(f.ctx, conn)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(second.UID).To(Equal(first.UID), "updated, not recreated")
+	g.Expect(second.Annotations).To(HaveKeyWithValue(authv1alpha1.SeedHashAnnotation, refreshstate.Digest(newSeed)))
+	g.Expect(refreshstate.RefreshToken(second)).NotTo(BeElementOf(newSeed, authorized, ""))
+	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(2))
+}
+
+// invalidStateWarning is the line authorize prints for a callback without its state.
+func invalidStateWarning(f *fixture) string {
+	return "warning: ignored a request to " + f.redirectURI() + " without the OAuth state this command sent " +
+		"(an old browser tab, or another program); still waiting for Mautic's redirect\n"
 }
 
 func TestAuthorizeRefusesInvalidState(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		query func(authorizeState string) url.Values
+		query url.Values
 	}{
-		{name: "wrong state", query: func(string) url.Values {
-			return url.Values{"code": {"abc"}, "state": {"not-the-state"}}
-		}},
-		{name: "missing state", query: func(string) url.Values {
-			return url.Values{"code": {"abc"}}
-		}},
-		{name: "state of an error answer", query: func(string) url.Values {
-			return url.Values{"error": {"redirect_uri_mismatch"}, "state": {"forged"}}
-		}},
+		{name: "wrong state", query: url.Values{"code": {"abc"}, "state": {"not-the-state"}}},
+		{name: "missing state", query: url.Values{"code": {"abc"}}},
+		{name: "state of an error answer", query: url.Values{"error": {"redirect_uri_mismatch"}, "state": {"forged"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -261,20 +322,51 @@ func TestAuthorizeRefusesInvalidState(t *testing.T) {
 			r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port))
 			authorizeURL := printedAuthorizeURL(t, r)
 			g.Eventually(f.opened.String).Should(Equal(authorizeURL + "\n"))
-			parsed, err := url.Parse(authorizeURL)
-			g.Expect(err).NotTo(HaveOccurred())
 
-			status, body := browse(t, f.redirectURI()+"?"+tc.query(parsed.Query().Get("state")).Encode())
+			// A request without the flow's state is refused, and the flow goes on.
+			status, body := browse(t, f.redirectURI()+"?"+tc.query.Encode())
 			g.Expect(status).To(Equal(http.StatusBadRequest))
 			g.Expect(body).To(ContainSubstring("Invalid OAuth state"))
-			g.Expect(r.wait(t)).To(Equal(exitFailed))
-			g.Expect(r.stderr.String()).To(HavePrefix("error: Invalid OAuth state"))
-
-			_, err = stateSecret(f.ctx, conn)
+			g.Expect(r.stderr.String()).To(Equal(invalidStateWarning(f)))
+			g.Consistently(r.done).WithTimeout(500*time.Millisecond).ShouldNot(Receive(), "the command is still waiting")
+			_, err := stateSecret(f.ctx, conn)
 			g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "no state Secret is written")
 			g.Expect(f.mautic.TokenRequests()).To(BeZero(), "no code is exchanged")
+
+			// The real redirect still completes the authorization.
+			status, body = browse(t, authorizeURL)
+			g.Expect(status).To(Equal(http.StatusOK))
+			g.Expect(body).To(ContainSubstring("Authorized; you can close this tab"))
+			g.Expect(r.wait(t)).To(Equal(exitOK), "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			g.Expect(r.stderr.String()).To(Equal(invalidStateWarning(f)), "only the warning")
+			state, err := stateSecret(f.ctx, conn)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(refreshstate.RefreshToken(state)).NotTo(BeEmpty())
+			g.Expect(refreshstate.ControlledBy(state, conn)).To(BeTrue())
+			g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(1))
+			g.Expect(f.mautic.TokenRequests()).To(Equal(1))
 		})
 	}
+}
+
+func TestAuthorizeTimesOutAfterInvalidState(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	conn := f.createConnection("crm", authv1alpha1.GrantAuthorizationCode)
+	r := f.start("authorize", "crm", "-n", f.ns, "--port", strconv.Itoa(f.port), "--no-browser", "--timeout", "2s")
+	printedAuthorizeURL(t, r)
+
+	for range 2 {
+		status, body := browse(t, f.redirectURI()+"?"+url.Values{"code": {"abc"}, "state": {"forged"}}.Encode())
+		g.Expect(status).To(Equal(http.StatusBadRequest))
+		g.Expect(body).To(ContainSubstring("Invalid OAuth state"))
+	}
+	g.Expect(r.wait(t)).To(Equal(exitFailed))
+	g.Expect(r.stderr.String()).To(HavePrefix(invalidStateWarning(f) + invalidStateWarning(f) +
+		"error: Mautic did not redirect to " + f.redirectURI() + " within 2s; nothing was stored"))
+	_, err := stateSecret(f.ctx, conn)
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+	g.Expect(f.mautic.TokenRequests()).To(BeZero())
 }
 
 func TestAuthorizeExplainsRedirectURIMismatch(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/pending"
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
@@ -49,10 +50,21 @@ type MauticConnectionReconciler struct {
 	// Recorder emits Kubernetes events on the connection.
 	Recorder events.EventRecorder
 
-	memory     tokenMemory
-	vault      refreshTokenVault
-	holderOnce sync.Once
-	holderID   string
+	// ServerClock is the API server's clock, by which the age of a refresh claim is judged; default Clock.
+	ServerClock clock.PassiveClock
+	// Pending keeps rotated refresh tokens not yet persisted; default an in-memory store.
+	Pending *pending.Store
+	// MauticTimeout is the Mautic client's timeout per request, which bounds a refresh's critical
+	// section; default mautic.DefaultTimeout.
+	MauticTimeout time.Duration
+	// ClaimTTL is how long another manager's refresh claim blocks a refresh; default DefaultClaimTTL.
+	ClaimTTL time.Duration
+
+	memory      tokenMemory
+	gate        refreshGate
+	pendingOnce sync.Once
+	holderOnce  sync.Once
+	holderID    string
 }
 
 // scope carries one reconcile's facts from phase to phase and into the status.
@@ -351,9 +363,13 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 // the reconcile without a retry; transient ones requeue with a backoff capped by the remaining
 // validity of the current token, which stays published.
 func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
-	if errors.Is(err, errRefreshInFlight) {
+	switch {
+	case errors.Is(err, errRefreshInFlight):
 		// Not a failure: another manager is spending the refresh token; look again shortly.
 		logf.FromContext(ctx).Info("Another manager is refreshing this connection; waiting")
+		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
+	case errors.Is(err, errShuttingDown):
+		logf.FromContext(ctx).V(1).Info("Not starting a refresh: the manager is shutting down")
 		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
 	}
 	f := describeFailure(s, err)
@@ -450,6 +466,40 @@ func (r *MauticConnectionReconciler) event(conn *authv1alpha1.MauticConnection, 
 	if r.Recorder != nil {
 		r.Recorder.Eventf(conn, nil, eventType, reason, action, note, args...)
 	}
+}
+
+// serverClock returns the API server's clock, or the reconciler's when none is configured.
+func (r *MauticConnectionReconciler) serverClock() clock.PassiveClock {
+	if r.ServerClock != nil {
+		return r.ServerClock
+	}
+	return r.Clock
+}
+
+// pendingStore returns the store of rotated refresh tokens not yet persisted.
+func (r *MauticConnectionReconciler) pendingStore() *pending.Store {
+	r.pendingOnce.Do(func() {
+		if r.Pending == nil {
+			r.Pending, _ = pending.Open("") // in memory: cannot fail
+		}
+	})
+	return r.Pending
+}
+
+// mauticTimeout returns the Mautic client's timeout per request.
+func (r *MauticConnectionReconciler) mauticTimeout() time.Duration {
+	if r.MauticTimeout > 0 {
+		return r.MauticTimeout
+	}
+	return mautic.DefaultTimeout
+}
+
+// claimTTL returns how long another manager's refresh claim blocks a refresh.
+func (r *MauticConnectionReconciler) claimTTL() time.Duration {
+	if r.ClaimTTL > 0 {
+		return r.ClaimTTL
+	}
+	return DefaultClaimTTL
 }
 
 // stall records a configuration failure found before any request to Mautic and ends the reconcile.

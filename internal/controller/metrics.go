@@ -52,6 +52,7 @@ type operatorMetrics struct {
 	refreshes             *prometheus.CounterVec
 	tokenRequestDuration  *prometheus.HistogramVec
 	verifyRequestDuration *prometheus.HistogramVec
+	unpersistedWindow     prometheus.Histogram
 }
 
 // metricsNamespace prefixes the name of every metric of the operator.
@@ -89,6 +90,12 @@ func newOperatorMetrics() *operatorMetrics {
 			Help:    "Duration of authenticated Mautic API calls that verify a token or Basic credentials, by HTTP status code (\"error\": no answer).",
 			Buckets: requestDurationBuckets,
 		}, []string{"code"}),
+		unpersistedWindow: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: metricsNamespace, Name: "refresh_token_unpersisted_seconds",
+			Help: "Time from Mautic's answer to a refresh until the rotated refresh token was durable (in the pending " +
+				"directory or the state Secret): the only window in which killing the manager loses the token.",
+			Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10},
+		}),
 	}
 }
 
@@ -96,7 +103,7 @@ func newOperatorMetrics() *operatorMetrics {
 func (m *operatorMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
 		m.tokenExpiry, m.tokenRenewal, m.refreshTokenExpiry, m.connectionReady, m.connectionStalled,
-		m.refreshes, m.tokenRequestDuration, m.verifyRequestDuration,
+		m.refreshes, m.tokenRequestDuration, m.verifyRequestDuration, m.unpersistedWindow,
 	}
 }
 
@@ -192,6 +199,11 @@ func recordRefreshResult(conn *authv1alpha1.MauticConnection, result string) {
 // mautic.Options.Observe, where the manager plugs it in.
 func ObserveTokenRequest(op mautic.Op, grant mautic.Grant, statusCode int, d time.Duration) {
 	operatorMetricsSet.observeRequest(op, grant, statusCode, d)
+}
+
+// observeUnpersistedWindow records how long a rotated refresh token existed only in memory.
+func observeUnpersistedWindow(d time.Duration) {
+	operatorMetricsSet.unpersistedWindow.Observe(d.Seconds())
 }
 
 // refreshResultFor names the refresh result of a failure's class.

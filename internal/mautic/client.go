@@ -1,14 +1,22 @@
-// Package mautic is the client for Mautic's OAuth2 token endpoint and API. It obtains tokens
-// with golang.org/x/oauth2, reads Mautic's error answers into *Error, refuses answers that are
-// not JSON, link-local targets and oversized bodies, limits requests per host, and classifies
-// every error as transient, configuration or reauthorization. It knows nothing of Kubernetes.
+// Package mautic is the client for Mautic's OAuth2 token endpoint and API. It sends token
+// requests as form POSTs of its own (client id and secret in the body) and reads the answers
+// leniently (expires_in as a number, a fractional number or a string), reads Mautic's and
+// RFC 6749's error answers into *Error, refuses answers that are not JSON, link-local targets,
+// redirects and oversized bodies, limits requests per host, and classifies every error as
+// transient, configuration or reauthorization.
+//
+// Mautic rotates refresh tokens: a refresh_token grant deletes the presented refresh token in the
+// request that issues the new one. So a 2xx refresh answer that cannot be used is an
+// *UnusableAnswerError carrying the new refresh token when it can be recovered from the body, and
+// IsAmbiguous tells the failures after which the server may have rotated the refresh token
+// without the client learning the new one. The package knows nothing of Kubernetes.
 package mautic
 
 import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -18,15 +26,15 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 )
 
 // Client talks to one or more Mautic sites. Safe for concurrent use.
 type Client interface {
-	// Token obtains an access token with req.Grant.
+	// Token obtains an access token with req.Grant. A 2xx answer to a refresh_token grant that
+	// cannot be used is an *UnusableAnswerError (the server may have rotated the refresh token);
+	// IsAmbiguous tells the failures that leave unknown whether the server acted on the request.
 	Token(ctx context.Context, req TokenRequest) (*Token, error)
 	// Verify calls an authenticated API path (default DefaultVerifyPath) with an Authorization header value.
 	Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, error)
@@ -83,7 +91,8 @@ type TokenRequest struct {
 	RedirectURI string
 	// TokenPath is the token endpoint path; default DefaultTokenPath.
 	TokenPath string
-	// Scopes are optional scopes to ask for.
+	// Scopes are optional scopes to ask for (client_credentials and password grants; a refresh
+	// keeps the scopes already granted).
 	Scopes []string
 }
 
@@ -96,7 +105,8 @@ type Token struct {
 	// RefreshToken is the new refresh token; empty when the server sent none (client_credentials).
 	// On a GrantRefreshToken request to a server that does not rotate, it is the token presented.
 	RefreshToken string
-	// ExpiresIn is the token's lifetime from expires_in; 0 when the server sent none.
+	// ExpiresIn is the token's lifetime from expires_in (fractions of a second kept); 0 when the
+	// server sent none.
 	ExpiresIn time.Duration
 }
 
@@ -214,40 +224,68 @@ func (c *client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	defer cancel()
 	call := &callInfo{op: OpToken, grant: req.Grant}
 	ctx = withCall(ctx, call)
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
 
-	// Client id and secret always go in the form body: Mautic refuses a Basic header on the
-	// token endpoint unless basic auth is on, and auto-detection would send one first.
-	endpoint := oauth2.Endpoint{TokenURL: tokenURL, AuthStyle: oauth2.AuthStyleInParams}
-	config := &oauth2.Config{ClientID: req.ClientID, ClientSecret: req.ClientSecret, Endpoint: endpoint, Scopes: req.Scopes}
-	var tok *oauth2.Token
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(tokenForm(req).Encode()))
+	if err != nil {
+		return nil, &ConfigError{Field: "token path", Message: "cannot build the request: check the path"}
+	}
+	httpReq.Header.Set("Content-Type", formMediaType)
+	resp, err := hc.Do(httpReq)
+	if err != nil {
+		return nil, unwrapTransportError(call, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	// guardedTransport has read the body through the size limit (MaxBodyBytes+1 bytes at most),
+	// with the read error, if any, after what it read.
+	body, readErr := io.ReadAll(resp.Body)
+	answer := &tokenAnswer{
+		grant:       req.Grant,
+		statusCode:  resp.StatusCode,
+		contentType: resp.Header.Get("Content-Type"),
+		body:        body,
+		readErr:     readErr,
+		limit:       c.opts.MaxBodyBytes,
+	}
+	if readErr != nil && !answer.mayHaveRotated() {
+		return nil, &requestError{
+			message:     fmt.Sprintf("%s request to %s failed: reading the answer: %v", OpToken.endpoint(), cleanTarget(tokenURL), readErr),
+			err:         readErr,
+			mayHaveSent: true,
+		}
+	}
+	return answer.token(req.RefreshToken)
+}
+
+// tokenForm returns the token request's form: grant_type, the grant's parameters and the client
+// id and secret (in the body, never in a Basic header: Mautic refuses one on the token endpoint
+// unless its basic auth is on).
+func tokenForm(req TokenRequest) url.Values {
+	form := url.Values{"grant_type": {string(req.Grant)}}
 	switch req.Grant {
 	case GrantClientCredentials:
-		cc := &clientcredentials.Config{
-			ClientID:     req.ClientID,
-			ClientSecret: req.ClientSecret,
-			TokenURL:     tokenURL,
-			Scopes:       req.Scopes,
-			AuthStyle:    oauth2.AuthStyleInParams,
-		}
-		tok, err = cc.Token(ctx)
+		setScope(form, req.Scopes)
 	case GrantRefreshToken:
-		tok, err = config.TokenSource(ctx, &oauth2.Token{RefreshToken: req.RefreshToken}).Token()
+		form.Set("refresh_token", req.RefreshToken)
 	case GrantPassword:
-		tok, err = config.PasswordCredentialsToken(ctx, req.Username, req.Password)
+		form.Set("username", req.Username)
+		form.Set("password", req.Password)
+		setScope(form, req.Scopes)
 	case GrantAuthorizationCode:
-		config.RedirectURL = req.RedirectURI
-		tok, err = config.Exchange(ctx, req.Code)
+		form.Set("code", req.Code)
+		form.Set("redirect_uri", req.RedirectURI)
 	}
-	if err != nil {
-		return nil, tokenError(call, err)
+	form.Set("client_id", req.ClientID)
+	if req.ClientSecret != "" {
+		form.Set("client_secret", req.ClientSecret)
 	}
-	return &Token{
-		AccessToken:  tok.AccessToken,
-		TokenType:    strings.ToLower(tok.TokenType),
-		RefreshToken: tok.RefreshToken,
-		ExpiresIn:    expiresInFromExtra(tok.Extra("expires_in")),
-	}, nil
+	return form
+}
+
+// setScope sets scope to the space-separated scopes, when there are any.
+func setScope(form url.Values, scopes []string) {
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
 }
 
 // checkTokenRequest refuses a request that cannot succeed, before anything is sent.
@@ -286,29 +324,6 @@ func checkTokenRequest(req TokenRequest) error {
 			"client_credentials, refresh_token, authorization_code or password"}
 	}
 	return nil
-}
-
-// tokenError turns an error from x/oauth2 into *Error, *UnexpectedResponseError or a
-// transport error.
-func tokenError(call *callInfo, err error) error {
-	var retrieveErr *oauth2.RetrieveError
-	if errors.As(err, &retrieveErr) {
-		statusCode := 0
-		if retrieveErr.Response != nil {
-			statusCode = retrieveErr.Response.StatusCode
-		}
-		parsed := parseErrorBody(OpToken, statusCode, retrieveErr.Body)
-		parsed.Grant = call.grant
-		return parsed
-	}
-	var urlErr *url.Error
-	if !errors.As(err, &urlErr) && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
-		// An answer x/oauth2 could not read and our transport let through: report it plainly.
-		if statusCode, contentType := call.last(); statusCode != 0 {
-			return &UnexpectedResponseError{Op: OpToken, StatusCode: statusCode, ContentType: contentType, Detail: "an unreadable token answer"}
-		}
-	}
-	return unwrapTransportError(call, err)
 }
 
 // Verify implements Client.
@@ -361,7 +376,7 @@ func cleanPath(p, def string) string {
 	return p
 }
 
-// maxExpiresInSeconds caps expires_in like x/oauth2 does (math.MaxInt32 seconds, about 68 years).
+// maxExpiresInSeconds caps expires_in (math.MaxInt32 seconds, about 68 years, as golang.org/x/oauth2 does).
 const maxExpiresInSeconds = math.MaxInt32
 
 // expiresIn reads expires_in (a JSON number, or a string holding one, as some servers send).
@@ -389,17 +404,4 @@ func expiresIn(raw json.RawMessage) (time.Duration, bool) {
 		seconds = maxExpiresInSeconds
 	}
 	return time.Duration(seconds * float64(time.Second)), true
-}
-
-// expiresInFromExtra reads expires_in from x/oauth2's raw token fields.
-func expiresInFromExtra(v any) time.Duration {
-	if v == nil {
-		return 0
-	}
-	raw, err := json.Marshal(v)
-	if err != nil {
-		return 0
-	}
-	d, _ := expiresIn(raw)
-	return d
 }

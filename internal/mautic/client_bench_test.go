@@ -34,7 +34,7 @@ func BenchmarkParseErrorBody(b *testing.B) {
 }
 
 // BenchmarkTokenClientCredentials is one whole client_credentials token request over in-process
-// HTTP (keep-alive, no TLS), through the guarded transport and x/oauth2. The benchmark counts the
+// HTTP (keep-alive, no TLS), through the guarded transport and the answer parser. The benchmark counts the
 // allocations of the whole process, so the server's share is in the figures too: "mautictest" runs
 // the Mautic test server (which also mints and stores a token per request); "fixedAnswer" runs a
 // handler that writes one constant answer, to show how much of the cost is the client's.

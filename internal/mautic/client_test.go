@@ -511,6 +511,7 @@ func TestTokenRequestValidation(t *testing.T) {
 		{"no code", TokenRequest{Grant: GrantAuthorizationCode, ClientID: "1_a", RedirectURI: "http://x"}, "code"},
 		{"no redirect", TokenRequest{Grant: GrantAuthorizationCode, ClientID: "1_a", Code: "c"}, "redirectURI"},
 		{"unknown grant", TokenRequest{Grant: "implicit", ClientID: "1_a"}, "grant"},
+		{"bad token path", TokenRequest{Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s", TokenPath: "/oauth/%zz"}, "token path"},
 		{"bad url", TokenRequest{Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s", Site: Site{BaseURL: "m.example.com"}}, "url"},
 		{"bad CA", TokenRequest{Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s",
 			Site: Site{BaseURL: "https://m.example.com", CACert: []byte("not a certificate")}}, "caCert"},

@@ -1,14 +1,18 @@
 package mautic
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 )
 
@@ -94,6 +98,49 @@ func (e *UnexpectedResponseError) Error() string {
 			"and Mautic before 4.4.2 answers 404 on the API until its cache is cleared"
 	}
 	return fmt.Sprintf("%s answered HTTP %d with %s, %s: %s", e.Op.endpoint(), e.StatusCode, contentType, e.Detail, hint)
+}
+
+// UnusableAnswerError is a 2xx answer to a refresh_token grant that could not be used: not
+// JSON, larger than the size limit, malformed or cut-short JSON, not an object, no access_token,
+// or an unreadable expires_in or refresh_token. Mautic deletes the presented refresh token in the
+// request that issues the new one, so the server may have rotated it: RefreshToken holds the new
+// refresh token when one could be recovered from the part of the body that was read.
+// errors.As finds the embedded *UnexpectedResponseError, and Classify treats it as that.
+type UnusableAnswerError struct {
+	// UnexpectedResponseError describes the answer and what was wrong with it.
+	*UnexpectedResponseError
+	// Grant is the grant of the token request (GrantRefreshToken).
+	Grant Grant
+	// RefreshToken is the refresh token recovered from the answer; "" when none could be read.
+	// Never put it in a message or a log.
+	RefreshToken string
+}
+
+// Error describes the answer and says whether a new refresh token was recovered, never showing it.
+func (e *UnusableAnswerError) Error() string {
+	message := "Mautic token endpoint answered with an unusable answer"
+	if e.UnexpectedResponseError != nil {
+		message = e.UnexpectedResponseError.Error()
+	}
+	if e.RefreshToken != "" {
+		return message + "; Mautic may have rotated the refresh token: the new one was recovered from the answer"
+	}
+	return message + "; Mautic may have rotated the refresh token and no new one could be read from the answer"
+}
+
+// Unwrap returns the embedded *UnexpectedResponseError.
+func (e *UnusableAnswerError) Unwrap() error {
+	if e.UnexpectedResponseError == nil {
+		return nil
+	}
+	return e.UnexpectedResponseError
+}
+
+// MayHaveRotated reports whether the server answered a refresh_token grant with 2xx: it may have
+// deleted the presented refresh token and issued a new one, so the presented one may be spent.
+func (e *UnusableAnswerError) MayHaveRotated() bool {
+	return e != nil && e.Grant == GrantRefreshToken && e.UnexpectedResponseError != nil &&
+		e.StatusCode >= 200 && e.StatusCode < 300
 }
 
 // ForbiddenAddressError reports a target that resolved to a link-local or cloud metadata
@@ -199,6 +246,81 @@ func Classify(err error) Class {
 	}
 	// Network errors, timeouts, refused connections, context deadlines and anything unknown.
 	return ClassTransient
+}
+
+// requestError is a request that got no answer that could be read: a transport failure, a
+// timeout, a cancelled context, a refused target. It remembers whether the request may have
+// reached the server, for IsAmbiguous.
+type requestError struct {
+	// message names the endpoint and the failure; it never holds a credential.
+	message string
+	// err is the failure, for errors.Is and errors.As.
+	err error
+	// mayHaveSent is true once a connection was handed the request: from then on the server may
+	// have received it, whatever happened next.
+	mayHaveSent bool
+}
+
+// Error returns the message.
+func (e *requestError) Error() string { return e.message }
+
+// Unwrap returns the failure.
+func (e *requestError) Unwrap() error { return e.err }
+
+// IsAmbiguous reports whether err leaves unknown what the server did: the request may have
+// reached the server and been acted on (a refresh_token grant may have rotated the refresh
+// token), but no answer was read. That is, for errors from Client.Token:
+//   - a timeout, a cancelled context, a reset or closed connection or a body cut short once the
+//     request was handed to a connection;
+//   - an *UnusableAnswerError from which no refresh token could be recovered.
+//
+// It is false for nil, for answers that were read (*Error, *UnexpectedResponseError, an
+// *UnusableAnswerError with a recovered refresh token) and for failures before anything was
+// sent: *ConfigError, *ForbiddenAddressError, refused connections, DNS failures, TLS handshake
+// and certificate errors, and waits for the request limit. For an error not made by this
+// package's Client it judges by the kind of failure alone.
+func IsAmbiguous(err error) bool {
+	if err == nil {
+		return false
+	}
+	var unusable *UnusableAnswerError
+	if errors.As(err, &unusable) {
+		return unusable.MayHaveRotated() && unusable.RefreshToken == ""
+	}
+	var mauticErr *Error
+	var unexpected *UnexpectedResponseError
+	var configErr *ConfigError
+	var forbidden *ForbiddenAddressError
+	if errors.As(err, &mauticErr) || errors.As(err, &unexpected) || errors.As(err, &configErr) || errors.As(err, &forbidden) {
+		return false
+	}
+	var reqErr *requestError
+	if errors.As(err, &reqErr) {
+		return reqErr.mayHaveSent
+	}
+	return failedAfterSending(err)
+}
+
+// failedAfterSending judges a transport failure that carries no record of what was sent: a
+// failure to connect (dial, DNS, TLS) is not ambiguous, a timeout, a cancelled context or a
+// connection that broke is.
+func failedAfterSending(err error) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return false
+	}
+	var dnsErr *net.DNSError
+	var recordErr tls.RecordHeaderError
+	var alertErr tls.AlertError
+	if errors.As(err, &dnsErr) || isCertificateError(err) || errors.As(err, &recordErr) || errors.As(err, &alertErr) {
+		return false
+	}
+	var netErr net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, net.ErrClosed) || errors.As(err, &netErr) && netErr.Timeout() ||
+		strings.Contains(err.Error(), "server closed idle connection") // net/http's unexported errServerClosedIdle
 }
 
 // classifyError applies the rules for an error answer from the server.

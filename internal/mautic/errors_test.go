@@ -7,13 +7,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 )
 
 func TestClassify(t *testing.T) {
@@ -63,6 +69,10 @@ func TestClassify(t *testing.T) {
 		{"HTML 502", &UnexpectedResponseError{Op: OpVerify, StatusCode: 502, ContentType: "text/html", Detail: "not JSON"}, ClassTransient},
 		{"HTML 404", &UnexpectedResponseError{Op: OpVerify, StatusCode: 404, ContentType: "text/html", Detail: "not JSON"}, ClassConfiguration},
 		{"wrapped unexpected", wrapped(&UnexpectedResponseError{Op: OpToken, StatusCode: 200, Detail: "malformed JSON"}), ClassTransient},
+		{"unusable refresh answer", &UnusableAnswerError{Grant: GrantRefreshToken, RefreshToken: "rt",
+			UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 200, Detail: "not JSON"}}, ClassTransient},
+		{"unusable refresh answer, no token", fmt.Errorf("refreshing: %w", &UnusableAnswerError{Grant: GrantRefreshToken,
+			UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 200, Detail: "no access_token"}}), ClassTransient},
 		{"forbidden address", wrapped(&net.OpError{Op: "dial", Err: &ForbiddenAddressError{Host: "h", IP: "169.254.169.254"}}), ClassConfiguration},
 		{"config error", &ConfigError{Field: "url", Message: "x"}, ClassConfiguration},
 		{"unknown authority", wrapped(x509.UnknownAuthorityError{}), ClassConfiguration},
@@ -124,6 +134,25 @@ func TestErrorMessages(t *testing.T) {
 			name: "404 hint",
 			err:  &UnexpectedResponseError{Op: OpToken, StatusCode: 404, Detail: "not JSON"},
 			want: `Mautic token endpoint answered HTTP 404 with no content type, not JSON: check spec.url and the path: a site without URL rewriting needs /index.php at the end of spec.url, and Mautic before 4.4.2 answers 404 on the API until its cache is cleared`,
+		},
+		{
+			name: "unusable refresh answer, token recovered",
+			err: &UnusableAnswerError{Grant: GrantRefreshToken, RefreshToken: "rt-new",
+				UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 200, ContentType: "text/plain", Detail: "not JSON"}},
+			want: `Mautic token endpoint answered HTTP 200 with content type "text/plain", not JSON: check that spec.url is the Mautic site URL ` +
+				`and that no proxy or login page is in the way; Mautic may have rotated the refresh token: the new one was recovered from the answer`,
+		},
+		{
+			name: "unusable refresh answer, token lost",
+			err: &UnusableAnswerError{Grant: GrantRefreshToken,
+				UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 200, ContentType: "application/json", Detail: "no access_token"}},
+			want: `Mautic token endpoint answered HTTP 200 with content type "application/json", no access_token: check that spec.url is the Mautic ` +
+				`site URL and that no proxy or login page is in the way; Mautic may have rotated the refresh token and no new one could be read from the answer`,
+		},
+		{
+			name: "unusable answer without its description",
+			err:  &UnusableAnswerError{Grant: GrantRefreshToken},
+			want: `Mautic token endpoint answered with an unusable answer; Mautic may have rotated the refresh token and no new one could be read from the answer`,
 		},
 		{
 			name: "forbidden",
@@ -255,4 +284,242 @@ func bodyErrorType(body []byte) string {
 	}
 	errorType, _ := top["error"].(string)
 	return errorType
+}
+
+func TestIsAmbiguous(t *testing.T) {
+	t.Parallel()
+	// ccTo is a client_credentials request to baseURL.
+	ccTo := func(baseURL string) TokenRequest {
+		return TokenRequest{Site: Site{BaseURL: baseURL}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s3cret"}
+	}
+	// tokenErr makes req with a fast client and returns its error.
+	tokenErr := func(ctx context.Context, req TokenRequest) error {
+		_, err := New(fastOptions()).Token(ctx, req)
+		return err
+	}
+	// faultErr makes a client_credentials request to a Mautic test server answering with fault.
+	faultErr := func(t *testing.T, fault mautictest.Fault, timeout time.Duration) error {
+		s := mautictest.NewServer()
+		t.Cleanup(s.Close)
+		s.SetSlowDelay(time.Hour)
+		s.InjectFault(fault, 1)
+		opts := fastOptions()
+		opts.Timeout = timeout
+		_, err := New(opts).Token(context.Background(), ccRequest(s, s.NewClient("crm", true)))
+		return err
+	}
+	wrapped := func(err error) error {
+		return &url.Error{Op: "Post", URL: "https://m.example.com/oauth/v2/token", Err: err}
+	}
+	cases := []struct {
+		name string
+		err  func(t *testing.T) error
+		want bool
+	}{
+		{"nil", func(*testing.T) error { return nil }, false},
+
+		// Nothing was sent.
+		{"connection refused", func(t *testing.T) error {
+			listener, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr := listener.Addr().String()
+			_ = listener.Close()
+			return tokenErr(context.Background(), ccTo("http://"+addr))
+		}, false},
+		{"DNS failure", func(*testing.T) error {
+			return tokenErr(context.Background(), ccTo("http://no-such-host.invalid"))
+		}, false},
+		{"TLS certificate", func(t *testing.T) error {
+			s := mautictest.NewTLSServer()
+			t.Cleanup(s.Close)
+			return tokenErr(context.Background(), ccTo(s.URL()))
+		}, false},
+		{"TLS handshake with a plain HTTP server", func(t *testing.T) error {
+			srv := rawServer(t, answerWith(200, "application/json", `{"access_token":"at"}`))
+			return tokenErr(context.Background(), ccTo(strings.Replace(srv.URL, "http://", "https://", 1)))
+		}, false},
+		{"waiting for the request limit", func(t *testing.T) error {
+			s := mautictest.NewServer()
+			t.Cleanup(s.Close)
+			c := New(Options{RequestsPerSecond: 0.001, Burst: 1})
+			req := ccRequest(s, s.NewClient("crm", true))
+			if _, err := c.Token(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			_, err := c.Token(ctx, req)
+			return err
+		}, false},
+		{"context cancelled before sending", func(t *testing.T) error {
+			srv := rawServer(t, answerWith(200, "application/json", `{"access_token":"at"}`))
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return tokenErr(ctx, ccTo(srv.URL))
+		}, false},
+		{"forbidden address", func(*testing.T) error {
+			return tokenErr(context.Background(), ccTo("http://169.254.169.254"))
+		}, false},
+		{"missing client id", func(*testing.T) error {
+			return tokenErr(context.Background(), TokenRequest{Site: Site{BaseURL: "https://m.example.com"}, Grant: GrantClientCredentials})
+		}, false},
+
+		// Answers that were read.
+		{"Mautic error answer", func(t *testing.T) error { return faultErr(t, mautictest.FaultServerError, time.Second) }, false},
+		{"invalid_grant", func(t *testing.T) error {
+			s := mautictest.NewServer()
+			t.Cleanup(s.Close)
+			app := s.NewClient("cli", false)
+			return tokenErr(context.Background(), TokenRequest{Site: Site{BaseURL: s.URL()}, Grant: GrantRefreshToken,
+				ClientID: app.ID, ClientSecret: app.Secret, RefreshToken: "unknown"})
+		}, false},
+		{"HTML answer", func(t *testing.T) error { return faultErr(t, mautictest.FaultHTML, time.Second) }, false},
+		{"unusable refresh answer, token recovered", func(t *testing.T) error {
+			srv := rawServer(t, answerWith(200, "text/plain", `{"access_token":"at","refresh_token":"rt-new"}`))
+			req := ccTo(srv.URL)
+			req.Grant, req.RefreshToken = GrantRefreshToken, "rt"
+			return tokenErr(context.Background(), req)
+		}, false},
+
+		// The request may have been acted on, and no answer was read.
+		{"unusable refresh answer, no token", func(t *testing.T) error {
+			srv := rawServer(t, answerWith(200, "application/json", `{"unexpected":true}`))
+			req := ccTo(srv.URL)
+			req.Grant, req.RefreshToken = GrantRefreshToken, "rt"
+			return tokenErr(context.Background(), req)
+		}, true},
+		{"timeout after sending", func(t *testing.T) error { return faultErr(t, mautictest.FaultSlow, 100*time.Millisecond) }, true},
+		{"context cancelled after sending", func(t *testing.T) error {
+			received := make(chan struct{}, 1)
+			srv := rawServer(t, func(_ http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm() // the request's context ends with the connection once the body is read
+				received <- struct{}{}
+				select {
+				case <-r.Context().Done():
+				case <-time.After(10 * time.Second):
+				}
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				<-received
+				cancel()
+			}()
+			return tokenErr(ctx, ccTo(srv.URL))
+		}, true},
+		{"connection closed after reading the request", func(t *testing.T) error {
+			return faultErr(t, mautictest.FaultDropAfterRead, time.Second)
+		}, true},
+		{"connection reset after reading the request", func(t *testing.T) error {
+			srv := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm()
+				conn, _, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				if tcp, ok := conn.(*net.TCPConn); ok {
+					_ = tcp.SetLinger(0) // close with RST
+				}
+				_ = conn.Close()
+			})
+			return tokenErr(context.Background(), ccTo(srv.URL))
+		}, true},
+		{"answer cut short", func(t *testing.T) error {
+			return tokenErr(context.Background(), ccTo(rawServer(t, cutShort(`{"access_token":"at"`)).URL))
+		}, true},
+		{"verify timeout after sending", func(t *testing.T) error {
+			s := mautictest.NewServer()
+			t.Cleanup(s.Close)
+			s.SetSlowDelay(time.Hour)
+			s.InjectFault(mautictest.FaultSlow, 1)
+			opts := fastOptions()
+			opts.Timeout = 100 * time.Millisecond
+			_, err := New(opts).Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization("t")})
+			return err
+		}, true},
+
+		// Errors not made by this package's client are judged by their kind.
+		{"foreign deadline", func(*testing.T) error { return wrapped(context.DeadlineExceeded) }, true},
+		{"foreign cancel", func(*testing.T) error { return context.Canceled }, true},
+		{"foreign unexpected EOF", func(*testing.T) error { return wrapped(io.ErrUnexpectedEOF) }, true},
+		{"foreign reset", func(*testing.T) error {
+			return wrapped(&net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", syscall.ECONNRESET)})
+		}, true},
+		{"foreign server closed idle connection", func(*testing.T) error {
+			return wrapped(errors.New("http: server closed idle connection"))
+		}, true},
+		{"foreign refused dial", func(*testing.T) error {
+			return wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)})
+		}, false},
+		{"foreign dial timeout", func(*testing.T) error {
+			return wrapped(&net.OpError{Op: "dial", Net: "tcp", Err: context.DeadlineExceeded})
+		}, false},
+		{"foreign DNS failure", func(*testing.T) error {
+			return wrapped(&net.DNSError{Err: "no such host", Name: "m.example.com", IsNotFound: true})
+		}, false},
+		{"foreign certificate", func(*testing.T) error { return wrapped(x509.UnknownAuthorityError{}) }, false},
+		{"foreign TLS record", func(*testing.T) error {
+			return wrapped(tls.RecordHeaderError{Msg: "first record does not look like a TLS handshake"})
+		}, false},
+		{"foreign unknown", func(*testing.T) error { return errors.New("boom") }, false},
+		{"foreign Mautic error", func(*testing.T) error { return fmt.Errorf("refreshing: %w", &Error{Op: OpToken, StatusCode: 400}) }, false},
+		{"foreign unusable answer without token", func(*testing.T) error {
+			return fmt.Errorf("refreshing: %w", &UnusableAnswerError{Grant: GrantRefreshToken,
+				UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 200, Detail: "not JSON"}})
+		}, true},
+		{"unusable answer with a non-2xx status", func(*testing.T) error {
+			return &UnusableAnswerError{Grant: GrantRefreshToken, UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: 502}}
+		}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			err := tc.err(t)
+			if tc.name != "nil" {
+				g.Expect(err).To(HaveOccurred())
+			}
+			g.Expect(IsAmbiguous(err)).To(Equal(tc.want), "%T %v", err, err)
+			if err != nil {
+				expectNoSecrets(g, err, "s3cret", "rt-new")
+			}
+		})
+	}
+}
+
+func TestUnusableAnswerError(t *testing.T) {
+	t.Parallel()
+	answer := func(grant Grant, status int) *UnusableAnswerError {
+		return &UnusableAnswerError{Grant: grant, UnexpectedResponseError: &UnexpectedResponseError{Op: OpToken, StatusCode: status}}
+	}
+	cases := []struct {
+		name           string
+		err            *UnusableAnswerError
+		mayHaveRotated bool
+	}{
+		{"refresh 200", answer(GrantRefreshToken, 200), true},
+		{"refresh 204", answer(GrantRefreshToken, 204), true},
+		{"refresh 502", answer(GrantRefreshToken, 502), false},
+		{"client_credentials 200", answer(GrantClientCredentials, 200), false},
+		{"no description", &UnusableAnswerError{Grant: GrantRefreshToken}, false},
+		{"nil", nil, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			g.Expect(tc.err.MayHaveRotated()).To(Equal(tc.mayHaveRotated))
+		})
+	}
+	t.Run("unwraps to the unexpected answer", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		err := answer(GrantRefreshToken, 200)
+		var unexpected *UnexpectedResponseError
+		g.Expect(errors.As(fmt.Errorf("refreshing: %w", err), &unexpected)).To(BeTrue())
+		g.Expect(unexpected).To(BeIdenticalTo(err.UnexpectedResponseError))
+		g.Expect((&UnusableAnswerError{}).Unwrap()).To(BeNil())
+	})
 }

@@ -13,9 +13,10 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,36 +30,34 @@ const maxCachedTransports = 64
 // jsonMediaType is the media type Mautic answers with and the client asks for.
 const jsonMediaType = "application/json"
 
-// callInfo travels in a request's context: what the request is for and, once answered, what
-// came back, so that errors from x/oauth2 that lost their type can still be reported plainly.
+// formMediaType is the media type of a token request body.
+const formMediaType = "application/x-www-form-urlencoded"
+
+// callInfo travels in a request's context: what the request is for, for Observe and error
+// messages, and whether it may have reached the server, for IsAmbiguous.
 type callInfo struct {
 	op    Op
 	grant Grant
 
-	mu          sync.Mutex
-	statusCode  int
-	contentType string
+	// handedOver is set once a connection was obtained for the request: from then on the request
+	// may be on its way, and a failure leaves unknown whether the server acted on it.
+	handedOver atomic.Bool
 }
 
-// record stores the status and content type of the latest answer.
-func (c *callInfo) record(statusCode int, contentType string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.statusCode, c.contentType = statusCode, contentType
-}
-
-// last returns the status and content type of the latest answer (0 and "" when none).
-func (c *callInfo) last() (int, string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.statusCode, c.contentType
+// mayHaveSent reports whether the request was handed to a connection.
+func (c *callInfo) mayHaveSent() bool {
+	return c.handedOver.Load()
 }
 
 type callInfoKey struct{}
 
-// withCall returns ctx carrying info.
+// withCall returns ctx carrying info, and tracing the request so that info learns when the
+// request is handed to a connection (after any dial, proxy CONNECT and TLS handshake).
 func withCall(ctx context.Context, info *callInfo) context.Context {
-	return context.WithValue(ctx, callInfoKey{}, info)
+	ctx = context.WithValue(ctx, callInfoKey{}, info)
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { info.handedOver.Store(true) },
+	})
 }
 
 // callFrom returns the callInfo in ctx, or a verify call when there is none.
@@ -208,9 +207,11 @@ func (c *client) limiter(host string) *rate.Limiter {
 	return l
 }
 
-// guardedTransport wraps the real transport: it refuses forbidden targets, applies the per-host
-// rate limit, and reads every answer through the body size limit, refusing anything that is
-// not well-formed JSON with a typed error that survives x/oauth2's and net/http's wrapping.
+// guardedTransport wraps the real transport: it refuses forbidden targets and redirects, applies
+// the per-host rate limit, and reads every answer through the body size limit. API answers that
+// are not well-formed JSON are refused here with a typed error that survives net/http's
+// wrapping; token answers are passed on as read, for Token to judge (it may have to recover a
+// rotated refresh token from an answer it cannot use).
 type guardedTransport struct {
 	client *client
 	next   *http.Transport
@@ -249,7 +250,6 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	}
 	defer c.observe(call, resp.StatusCode, start)
 	contentType := resp.Header.Get("Content-Type")
-	call.record(resp.StatusCode, contentType)
 	unexpected := func(detail string) *UnexpectedResponseError {
 		return &UnexpectedResponseError{Op: call.op, StatusCode: resp.StatusCode, ContentType: contentType, Detail: detail}
 	}
@@ -257,6 +257,19 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.StatusCode != http.StatusNotModified {
 		discardBody(resp.Body, c.opts.MaxBodyBytes)
 		return nil, unexpected("a redirect" + redirectTarget(resp))
+	}
+	if call.op == OpToken {
+		// Up to MaxBodyBytes+1 bytes, so that Token can tell an oversized body; a read error
+		// comes after what was read, as it would from the connection.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxBodyBytes+1))
+		_ = resp.Body.Close()
+		var reader io.Reader = bytes.NewReader(body)
+		if err != nil {
+			reader = io.MultiReader(reader, errorReader{err: err})
+		}
+		resp.Body = io.NopCloser(reader)
+		resp.ContentLength = -1
+		return resp, nil
 	}
 	if !isJSONMediaType(contentType) {
 		discardBody(resp.Body, c.opts.MaxBodyBytes)
@@ -273,45 +286,24 @@ func (t *guardedTransport) RoundTrip(req *http.Request) (*http.Response, error) 
 	if !json.Valid(body) {
 		return nil, unexpected("malformed JSON")
 	}
-	if call.op == OpToken && resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if err := checkTokenAnswer(call, resp.StatusCode, body); err != nil {
-			return nil, err
-		}
-	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))
 	return resp, nil
 }
+
+// errorReader is a reader that fails with err.
+type errorReader struct {
+	err error
+}
+
+// Read returns the error.
+func (r errorReader) Read([]byte) (int, error) { return 0, r.err }
 
 // observe reports one finished HTTP request to Options.Observe.
 func (c *client) observe(call *callInfo, statusCode int, start time.Time) {
 	if c.opts.Observe != nil {
 		c.opts.Observe(call.op, call.grant, statusCode, c.opts.Clock.Since(start))
 	}
-}
-
-// checkTokenAnswer checks a 2xx token answer before x/oauth2 reads it: an error object is
-// returned as *Error (some servers answer errors with 200), a missing access token or an
-// unreadable expires_in as *UnexpectedResponseError.
-func checkTokenAnswer(call *callInfo, statusCode int, body []byte) error {
-	var answer map[string]json.RawMessage
-	if json.Unmarshal(body, &answer) != nil {
-		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "a JSON value that is not an object"}
-	}
-	if jsonString(answer["access_token"]) == "" {
-		if _, hasErrors := answer["errors"]; hasErrors || jsonString(answer["error"]) != "" {
-			parsed := parseErrorBody(call.op, statusCode, body)
-			parsed.Grant = call.grant
-			return parsed
-		}
-		return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "no access_token"}
-	}
-	if raw, ok := answer["expires_in"]; ok && string(raw) != "null" {
-		if _, valid := expiresIn(raw); !valid {
-			return &UnexpectedResponseError{Op: call.op, StatusCode: statusCode, ContentType: jsonMediaType, Detail: "an expires_in that is not a number"}
-		}
-	}
-	return nil
 }
 
 // isJSONMediaType reports whether a Content-Type header names JSON (application/json or +json).
@@ -346,9 +338,10 @@ func closeRequestBody(req *http.Request) {
 	}
 }
 
-// unwrapTransportError turns an error from http.Client.Do or x/oauth2 into what the caller sees:
-// our typed errors as they are (without net/http's "Post <url>:" prefix), anything else with
-// the endpoint named and the URL's query dropped.
+// unwrapTransportError turns an error from http.Client.Do into what the caller sees: our typed
+// errors as they are (without net/http's "Post <url>:" prefix), anything else as a
+// *requestError naming the endpoint, without the URL's query, and remembering whether the
+// request may have reached the server.
 func unwrapTransportError(call *callInfo, err error) error {
 	var unexpected *UnexpectedResponseError
 	var forbidden *ForbiddenAddressError
@@ -363,15 +356,28 @@ func unwrapTransportError(call *callInfo, err error) error {
 	}
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
-		target := urlErr.URL
-		if u, parseErr := url.Parse(urlErr.URL); parseErr == nil {
-			target = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
-		}
 		hint := ""
 		if isCertificateError(err) {
 			hint = " (if the site uses a private CA, add it to the trusted CA bundle)"
 		}
-		return fmt.Errorf("%s request to %s failed: %w%s", call.op.endpoint(), target, urlErr.Err, hint)
+		return &requestError{
+			message:     fmt.Sprintf("%s request to %s failed: %v%s", call.op.endpoint(), cleanTarget(urlErr.URL), urlErr.Err, hint),
+			err:         urlErr.Err,
+			mayHaveSent: call.mayHaveSent(),
+		}
 	}
-	return fmt.Errorf("%s request failed: %w", call.op.endpoint(), err)
+	return &requestError{
+		message:     fmt.Sprintf("%s request failed: %v", call.op.endpoint(), err),
+		err:         err,
+		mayHaveSent: call.mayHaveSent(),
+	}
+}
+
+// cleanTarget returns a URL without its query, fragment or user info, which may hold secrets.
+func cleanTarget(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 )
@@ -102,23 +101,25 @@ func TestDialTimeCheck(t *testing.T) {
 	g.Expect(errors.As(err, &forbidden)).To(BeFalse())
 }
 
-// TestTypedErrorsSurviveOAuth2 checks the premise of guardedTransport: an error a RoundTripper
-// returns reaches x/oauth2's caller wrapped in *url.Error, which unwraps, so errors.As finds it.
-func TestTypedErrorsSurviveOAuth2(t *testing.T) {
+// TestTypedErrorsSurviveHTTPClient checks the premise of guardedTransport: an error a
+// RoundTripper returns reaches http.Client.Do's caller wrapped in *url.Error, which unwraps, so
+// errors.As finds it.
+func TestTypedErrorsSurviveHTTPClient(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	s := mautictest.NewServer()
 	defer s.Close()
-	app := s.NewClient("crm", true)
 	s.InjectFault(mautictest.FaultHTML, 1)
 	c := New(fastOptions()).(*client)
 	hc, err := c.httpClient(nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	ctx := withCall(context.Background(), &callInfo{op: OpToken, grant: GrantClientCredentials})
-	ctx = context.WithValue(ctx, oauth2.HTTPClient, hc)
-	config := &clientcredentials.Config{ClientID: app.ID, ClientSecret: app.Secret, TokenURL: s.URL() + DefaultTokenPath,
-		AuthStyle: oauth2.AuthStyleInParams}
-	_, err = config.Token(ctx)
+	ctx := withCall(context.Background(), &callInfo{op: OpVerify})
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL()+DefaultVerifyPath, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	resp, err := hc.Do(req)
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
 	var urlErr *url.Error
 	g.Expect(errors.As(err, &urlErr)).To(BeTrue(), "%T %v", err, err)
 	var unexpected *UnexpectedResponseError

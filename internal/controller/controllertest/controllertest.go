@@ -13,23 +13,16 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
-	"k8s.io/utils/clock"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/operator"
 )
 
 // ControlPlane is a running kube-apiserver and etcd with the MauticConnection CRD installed.
@@ -95,39 +88,32 @@ func (cp *ControlPlane) Stop() error {
 }
 
 // StartManager starts a manager that watches only namespace, as the real one does with
-// --watch-namespaces, running the real reconciler with the real Mautic client (1s timeout, no rate
-// limit). It stops when the test ends, or earlier through the returned function.
-func (cp *ControlPlane) StartManager(t testing.TB, namespace string) (stop func()) {
+// --watch-namespaces, built by internal/operator as cmd/manager builds it, with the real Mautic
+// client (1s timeout, no rate limit); configure may change the options. It stops when the test
+// ends, or earlier through the returned function.
+func (cp *ControlPlane) StartManager(t testing.TB, namespace string, configure ...func(*operator.Options)) (stop func()) {
 	t.Helper()
-	mgr, err := ctrl.NewManager(cp.Config, ctrl.Options{
-		Scheme:                 cp.Scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
-		Controller:             config.Controller{SkipNameValidation: ptr.To(true)},
-		Cache: cache.Options{
-			DefaultNamespaces: map[string]cache.Config{namespace: {}},
-			ByObject:          map[client.Object]cache.ByObject{&corev1.Secret{}: controller.ManagedSecretsCacheOptions()},
-		},
-	})
-	if err != nil {
-		t.Fatalf("creating a manager: %v", err)
+	opts := operator.Options{
+		MetricsAddr:                  "0",
+		ProbeAddr:                    "0",
+		Namespaces:                   []string{namespace},
+		MaxConcurrentReconciles:      1,
+		Mautic:                       mautic.Options{Timeout: time.Second, RequestsPerSecond: -1},
+		SkipControllerNameValidation: true,
 	}
-	reconciler := &controller.MauticConnectionReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Mautic:    mautic.New(mautic.Options{Timeout: time.Second, RequestsPerSecond: -1}),
-		Clock:     clock.RealClock{},
-		Recorder:  mgr.GetEventRecorder("mautic-operator"),
+	for _, change := range configure {
+		change(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := reconciler.SetupWithManager(ctx, mgr, controller.SetupOptions{Namespaces: []string{namespace}}); err != nil {
+	op, err := operator.New(ctx, cp.Config, opts)
+	if err != nil {
 		cancel()
-		t.Fatalf("setting up the controller: %v", err)
+		t.Fatalf("creating a manager: %v", err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := mgr.Start(ctx); err != nil {
+		if err := op.Run(ctx); err != nil {
 			t.Errorf("manager stopped: %v", err)
 		}
 	}()

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -132,26 +134,46 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-// takeFault returns the fault for this request, counting it down.
-func (s *Server) takeFault() (Fault, time.Duration) {
+// takeFault returns the fault for this request (token: a token-endpoint request) and the slow
+// delay, counting a fixed fault down or drawing a random one.
+func (s *Server) takeFault(token bool) (Fault, time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fault == FaultNone || s.faultRemaining == 0 {
-		return FaultNone, 0
-	}
-	fault := s.fault
-	if s.faultRemaining > 0 {
-		s.faultRemaining--
-		if s.faultRemaining == 0 {
-			s.fault = FaultNone
+	if s.fault != FaultNone && s.faultRemaining != 0 && (token || !s.fault.tokenOnly()) {
+		fault := s.fault
+		if s.faultRemaining > 0 {
+			s.faultRemaining--
+			if s.faultRemaining == 0 {
+				s.fault = FaultNone
+			}
 		}
+		return fault, s.slowDelay
 	}
-	return fault, s.slowDelay
+	if token && s.random != nil && s.random.Float64() < s.randomProbability {
+		return s.randomFaults[s.random.IntN(len(s.randomFaults))], s.slowDelay
+	}
+	return FaultNone, 0
 }
 
-// applyFault answers with the injected fault, if any, and reports whether the request is done.
-func (s *Server) applyFault(w http.ResponseWriter, r *http.Request) bool {
-	fault, slowDelay := s.takeFault()
+// applyAPIFault applies the injected fault to an API request and reports whether the request is
+// done. An API request has nothing to carry out, so FaultDropAfterRead just closes the
+// connection and FaultSlowThenAnswer waits like FaultSlow.
+func (s *Server) applyAPIFault(w http.ResponseWriter, r *http.Request) bool {
+	fault, slowDelay := s.takeFault(false)
+	switch fault {
+	case FaultDropAfterRead:
+		dropConnection(w)
+		return true
+	case FaultSlowThenAnswer:
+		fault = FaultSlow
+	}
+	return s.answerFault(w, r, fault, slowDelay)
+}
+
+// answerFault answers with a fault that stands in for the real answer (FaultServerError,
+// FaultUnavailable, FaultHTML, FaultMalformedJSON) or waits for FaultSlow, and reports whether
+// the request is done. Other faults are left to the caller.
+func (s *Server) answerFault(w http.ResponseWriter, r *http.Request, fault Fault, slowDelay time.Duration) bool {
 	switch fault {
 	case FaultServerError:
 		s.writeError(w, http.StatusInternalServerError, "", MessageInternalServerError)
@@ -167,18 +189,47 @@ func (s *Server) applyFault(w http.ResponseWriter, r *http.Request) bool {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"access_token":"YjM0NWUx","expires_in":36`))
 	case FaultSlow:
-		timer := time.NewTimer(slowDelay)
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-			return false
-		case <-r.Context().Done():
-		case <-s.closing:
-		}
+		return s.wait(r, slowDelay) != waitElapsed
 	default:
 		return false
 	}
 	return true
+}
+
+// waitEnd is what ended a wait.
+type waitEnd int
+
+const (
+	// waitElapsed: the delay passed.
+	waitElapsed waitEnd = iota
+	// waitRequestEnded: the client gave up (the request's context ended).
+	waitRequestEnded
+	// waitServerClosing: the server is being closed.
+	waitServerClosing
+)
+
+// wait waits d, or until the request or the server ends, and says which came first.
+func (s *Server) wait(r *http.Request, d time.Duration) waitEnd {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return waitElapsed
+	case <-r.Context().Done():
+		return waitRequestEnded
+	case <-s.closing:
+		return waitServerClosing
+	}
+}
+
+// dropConnection closes the request's connection without writing an answer: it hijacks the
+// HTTP/1 connection and closes it, or aborts the HTTP/2 stream.
+func dropConnection(w http.ResponseWriter) {
+	if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+		_ = conn.Close()
+		return
+	}
+	panic(http.ErrAbortHandler) // net/http aborts the answer without logging
 }
 
 // hasBasicAuth reports whether the request carries an Authorization: Basic header.
@@ -206,11 +257,11 @@ func (s *Server) guardAPI(w http.ResponseWriter, r *http.Request) bool {
 
 // tokenAnswer is the token endpoint's success body, fields in Mautic's order.
 type tokenAnswer struct {
-	AccessToken  string  `json:"access_token"`
-	ExpiresIn    int64   `json:"expires_in"`
-	TokenType    string  `json:"token_type"`
-	Scope        *string `json:"scope"`
-	RefreshToken string  `json:"refresh_token,omitempty"`
+	AccessToken  string      `json:"access_token"`
+	ExpiresIn    json.Number `json:"expires_in"`
+	TokenType    string      `json:"token_type"`
+	Scope        *string     `json:"scope"`
+	RefreshToken string      `json:"refresh_token,omitempty"`
 }
 
 // oauthFailure is an error answer decided while holding s.mu, written after releasing it.
@@ -218,6 +269,16 @@ type oauthFailure struct {
 	status    int
 	errorType string
 	message   string
+}
+
+// tokenCall is one token-endpoint request as the grant sees it.
+type tokenCall struct {
+	// params are the request's parameters (query or form).
+	params url.Values
+	// fractionalExpiresIn gives the access token half a second more and says so in expires_in (FaultFractionalExpiresIn).
+	fractionalExpiresIn bool
+	// reuseCounted is set when the request was already counted in ReusedRefreshTokens.
+	reuseCounted bool
 }
 
 // serveToken is /oauth/v2/token: GET query or POST form, client credentials in the body
@@ -241,10 +302,15 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	if basicUser, _, ok := r.BasicAuth(); ok && basicUser != "" {
 		clientID = basicUser
 	}
+	call := &tokenCall{params: params}
 	s.mu.Lock()
 	s.tokenRequests++
 	s.tokenRequestsByGrant[params.Get("grant_type")]++
 	s.tokenRequestsByClient[clientID]++
+	if params.Get("grant_type") == "refresh_token" && s.rotatedRefreshTokens[params.Get("refresh_token")] {
+		s.reusedRefreshTokens++
+		call.reuseCounted = true
+	}
 	s.mu.Unlock()
 
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
@@ -252,19 +318,69 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, http.StatusMethodNotAllowed, "", "No route found: Method Not Allowed (Allow: GET, POST)")
 		return
 	}
-	if s.applyFault(w, r) || s.guardAPI(w, r) {
+	fault, slowDelay := s.takeFault(true)
+	if s.answerFault(w, r, fault, slowDelay) {
 		return
 	}
-	answer, failure := s.grant(r, params)
+	// The grant is carried out in full, then the fault shapes, holds or drops the answer.
+	call.fractionalExpiresIn = fault == FaultFractionalExpiresIn
+	recorded := httptest.NewRecorder()
+	issued := s.respondToken(recorded, r, call)
+	switch fault {
+	case FaultDropAfterRead:
+		dropConnection(w)
+		return
+	case FaultSlowThenAnswer:
+		switch s.wait(r, slowDelay) {
+		case waitRequestEnded:
+			return
+		case waitServerClosing:
+			dropConnection(w)
+			return
+		}
+	case FaultUnusableAnswer:
+		if issued {
+			w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write(recorded.Body.Bytes())
+			return
+		}
+	case FaultUnusableAnswerNoToken:
+		if issued {
+			writeJSON(w, http.StatusOK, map[string]bool{"unexpected": true})
+			return
+		}
+	}
+	copyAnswer(w, recorded)
+}
+
+// respondToken applies the API switches and carries out the grant, writing the answer to w, and
+// reports whether tokens were issued.
+func (s *Server) respondToken(w http.ResponseWriter, r *http.Request, call *tokenCall) bool {
+	if s.guardAPI(w, r) {
+		return false
+	}
+	answer, failure := s.grant(r, call)
 	if failure != nil {
 		s.writeError(w, failure.status, failure.errorType, failure.message)
-		return
+		return false
 	}
 	writeJSON(w, http.StatusOK, answer)
+	return true
+}
+
+// copyAnswer writes a recorded answer to w.
+func copyAnswer(w http.ResponseWriter, recorded *httptest.ResponseRecorder) {
+	for key, values := range recorded.Header() {
+		w.Header()[key] = values
+	}
+	w.WriteHeader(recorded.Code)
+	_, _ = w.Write(recorded.Body.Bytes())
 }
 
 // grant runs oauth2-php's grantAccessToken checks in its order and issues the tokens.
-func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauthFailure) {
+func (s *Server) grant(r *http.Request, call *tokenCall) (*tokenAnswer, *oauthFailure) {
+	params := call.params
 	grantType := params.Get("grant_type")
 	if !grantTypePattern.MatchString(grantType) {
 		return nil, badRequest("invalid_request", MessageInvalidGrantType)
@@ -288,7 +404,7 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 	if !allowed {
 		return nil, badRequest("unauthorized_client", MessageUnauthorizedClient)
 	}
-	username, consume, failure := s.checkGrantLocked(grantType, clientID, params, s.clock.Now())
+	username, consume, failure := s.checkGrantLocked(grantType, clientID, call, s.clock.Now())
 	if failure != nil {
 		return nil, failure
 	}
@@ -304,15 +420,22 @@ func (s *Server) grant(r *http.Request, params url.Values) (*tokenAnswer, *oauth
 	if consume != nil {
 		consume()
 	}
+	seconds := int64(s.accessLifetime / time.Second)
+	lifetime, expiresIn := s.accessLifetime, json.Number(strconv.FormatInt(seconds, 10))
+	if call.fractionalExpiresIn {
+		lifetime = time.Duration(seconds)*time.Second + 500*time.Millisecond
+		expiresIn = json.Number(strconv.FormatInt(seconds, 10) + ".5")
+	}
 	answer := &tokenAnswer{
-		AccessToken: s.issueLocked(s.accessTokens, clientID, username, s.accessLifetime),
-		ExpiresIn:   int64(s.accessLifetime / time.Second),
+		AccessToken: s.issueLocked(s.accessTokens, clientID, username, lifetime),
+		ExpiresIn:   expiresIn,
 		TokenType:   "bearer",
 		Scope:       grantedScope,
 	}
 	s.issuedAccessTokens++
 	if grantType != "client_credentials" {
 		answer.RefreshToken = s.issueLocked(s.refreshTokens, clientID, username, s.refreshLifetime)
+		s.issuedRefreshTokens++
 	}
 	return answer, nil
 }
@@ -326,14 +449,14 @@ func badRequest(errorType, message string) *oauthFailure {
 // password) at now, and returns the user the tokens are for and, for a credential used once, the
 // function that spends it when the tokens are issued. The client credentials grant has no such
 // credential. s.mu is held.
-func (s *Server) checkGrantLocked(grantType, clientID string, params url.Values, now time.Time) (string, func(), *oauthFailure) {
+func (s *Server) checkGrantLocked(grantType, clientID string, call *tokenCall, now time.Time) (string, func(), *oauthFailure) {
 	switch grantType {
 	case "authorization_code":
-		return s.checkAuthorizationCodeLocked(clientID, params, now)
+		return s.checkAuthorizationCodeLocked(clientID, call.params, now)
 	case "refresh_token":
-		return s.checkRefreshTokenLocked(clientID, params, now)
+		return s.checkRefreshTokenLocked(clientID, call, now)
 	case "password":
-		return s.checkPasswordLocked(params)
+		return s.checkPasswordLocked(call.params)
 	}
 	return "", nil, nil
 }
@@ -362,16 +485,17 @@ func (s *Server) checkAuthorizationCodeLocked(clientID string, params url.Values
 }
 
 // checkRefreshTokenLocked checks a refresh_token grant's refresh token, counting the reuse of a
-// rotated one.
-func (s *Server) checkRefreshTokenLocked(clientID string, params url.Values, now time.Time) (string, func(), *oauthFailure) {
-	refreshToken := params.Get("refresh_token")
+// rotated one (rotated by a concurrent request since this one arrived, when not counted then).
+func (s *Server) checkRefreshTokenLocked(clientID string, call *tokenCall, now time.Time) (string, func(), *oauthFailure) {
+	refreshToken := call.params.Get("refresh_token")
 	if refreshToken == "" {
 		return "", nil, badRequest("invalid_request", MessageNoRefreshToken)
 	}
 	record, ok := s.refreshTokens[refreshToken]
 	if !ok || record.clientID != clientID {
-		if s.rotatedRefreshTokens[refreshToken] {
+		if s.rotatedRefreshTokens[refreshToken] && !call.reuseCounted {
 			s.reusedRefreshTokens++
+			call.reuseCounted = true
 		}
 		return "", nil, badRequest("invalid_grant", MessageInvalidRefreshToken)
 	}
@@ -514,7 +638,7 @@ func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request, p string)
 		s.mu.Lock()
 		s.apiRequests++
 		s.mu.Unlock()
-		if s.applyFault(w, r) {
+		if s.applyAPIFault(w, r) {
 			return
 		}
 	}
@@ -540,7 +664,7 @@ func (s *Server) serveUsersSelf(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.apiRequests++
 	s.mu.Unlock()
-	if s.applyFault(w, r) || s.guardAPI(w, r) {
+	if s.applyAPIFault(w, r) || s.guardAPI(w, r) {
 		return
 	}
 	if hasBasicAuth(r) {

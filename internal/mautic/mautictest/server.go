@@ -11,7 +11,9 @@ import (
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
+	"math"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -33,21 +35,51 @@ const (
 )
 
 // Fault is a failure the server can inject into its token endpoint and API answers.
+//
+// Some faults answer before the request is looked at: the grant is not carried out, so no
+// refresh token is rotated and no code is spent (FaultServerError, FaultUnavailable, FaultHTML,
+// FaultMalformedJSON, and FaultSlow while the client waits no longer than the delay). The others
+// carry out the grant first, exactly as without a fault, and then shape, hold or drop the answer:
+// a refresh_token grant really rotates, deleting the presented refresh token and issuing a new
+// one (FaultDropAfterRead, FaultFractionalExpiresIn, FaultUnusableAnswer,
+// FaultUnusableAnswerNoToken, FaultSlowThenAnswer). ProcessesGrant tells which.
 type Fault int
 
 const (
 	// FaultNone answers normally.
 	FaultNone Fault = iota
-	// FaultServerError answers 500 with a Mautic JSON error body.
+	// FaultServerError answers 500 with a Mautic JSON error body, without carrying out the grant.
 	FaultServerError
-	// FaultUnavailable answers 503 with Retry-After: 1 and a JSON error body.
+	// FaultUnavailable answers 503 with Retry-After: 1 and a JSON error body, without carrying out the grant.
 	FaultUnavailable
-	// FaultHTML answers 200 with an HTML login page, as a proxy or a wrong path does.
+	// FaultHTML answers 200 with an HTML login page, as a proxy or a wrong path does, without
+	// carrying out the grant.
 	FaultHTML
-	// FaultSlow waits SlowDelay (or until the request or server ends), then answers normally.
+	// FaultSlow waits SlowDelay (or until the request or server ends), then answers normally: the
+	// grant is carried out only after the delay, and not at all when the client gave up before.
 	FaultSlow
-	// FaultMalformedJSON answers 200 application/json with a truncated body.
+	// FaultMalformedJSON answers 200 application/json with a truncated body, without carrying out the grant.
 	FaultMalformedJSON
+	// FaultDropAfterRead carries out the grant (a refresh token is rotated), then closes the
+	// connection without answering. An API request is closed without an answer.
+	FaultDropAfterRead
+	// FaultFractionalExpiresIn carries out the grant and answers normally, but the access token
+	// lives its lifetime in whole seconds plus half a second, and expires_in says so as a
+	// fractional number (3600.5). Token endpoint only.
+	FaultFractionalExpiresIn
+	// FaultUnusableAnswer carries out the grant (a refresh token is rotated), then answers 200 with
+	// the usual JSON body, new refresh token included, as Content-Type text/plain, which a client
+	// must not take for a token answer. Token endpoint only; error answers are written normally.
+	FaultUnusableAnswer
+	// FaultUnusableAnswerNoToken carries out the grant (a refresh token is rotated), then answers
+	// 200 application/json {"unexpected":true}: the new refresh token is lost to the client.
+	// Token endpoint only; error answers are written normally.
+	FaultUnusableAnswerNoToken
+	// FaultSlowThenAnswer carries out the grant at once (a refresh token is rotated), then holds
+	// the answer SlowDelay before writing it. A client that gives up first never learns the new
+	// refresh token; if the server is closed meanwhile, the connection is closed without an
+	// answer. An API request is answered after the delay.
+	FaultSlowThenAnswer
 )
 
 // String returns the fault's name.
@@ -65,9 +97,39 @@ func (f Fault) String() string {
 		return "Slow"
 	case FaultMalformedJSON:
 		return "MalformedJSON"
+	case FaultDropAfterRead:
+		return "DropAfterRead"
+	case FaultFractionalExpiresIn:
+		return "FractionalExpiresIn"
+	case FaultUnusableAnswer:
+		return "UnusableAnswer"
+	case FaultUnusableAnswerNoToken:
+		return "UnusableAnswerNoToken"
+	case FaultSlowThenAnswer:
+		return "SlowThenAnswer"
 	default:
 		return fmt.Sprintf("Fault(%d)", int(f))
 	}
+}
+
+// ProcessesGrant reports whether the token endpoint carries out the grant under f (checking the
+// credentials, spending a refresh token or authorization code, issuing tokens) before the fault
+// shapes, holds or drops the answer. It is true for FaultNone and the faults that rotate a
+// refresh token, false for the faults that answer instead of carrying out the grant, and false
+// for FaultSlow, which carries it out only when the client still waits after the delay.
+func (f Fault) ProcessesGrant() bool {
+	switch f {
+	case FaultNone, FaultDropAfterRead, FaultFractionalExpiresIn, FaultUnusableAnswer, FaultUnusableAnswerNoToken, FaultSlowThenAnswer:
+		return true
+	default:
+		return false
+	}
+}
+
+// tokenOnly reports whether f applies to the token endpoint only: API requests neither see it
+// nor count it down.
+func (f Fault) tokenOnly() bool {
+	return f == FaultFractionalExpiresIn || f == FaultUnusableAnswer || f == FaultUnusableAnswerNoToken
 }
 
 // ClientApp is an API client registered in Mautic (Settings > API Credentials, OAuth2).
@@ -108,6 +170,9 @@ type Server struct {
 	mauticVersion        string
 	fault                Fault
 	faultRemaining       int
+	randomFaults         []Fault
+	randomProbability    float64
+	random               *mathrand.Rand
 	slowDelay            time.Duration
 	nextClientNumber     int
 	nextUserID           int
@@ -118,6 +183,7 @@ type Server struct {
 	apiRequests           int
 	authorizeRequests     int
 	issuedAccessTokens    int
+	issuedRefreshTokens   int
 	reusedRefreshTokens   int
 }
 
@@ -385,19 +451,48 @@ func (s *Server) SetClock(c clock.PassiveClock) {
 }
 
 // InjectFault makes the next n requests to the token endpoint and the API answer with f;
-// n < 0 means until ClearFaults, n == 0 clears.
+// n < 0 means until ClearFaults, n == 0 clears. Token-only faults (FaultFractionalExpiresIn,
+// FaultUnusableAnswer, FaultUnusableAnswerNoToken) are neither applied to nor counted down by API
+// requests. It replaces any faults injected before, random ones included.
 func (s *Server) InjectFault(f Fault, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.clearFaultsLocked()
 	s.fault, s.faultRemaining = f, n
 	if n == 0 {
 		s.fault = FaultNone
 	}
 }
 
-// ClearFaults stops injecting faults.
+// InjectRandomFaults makes each later token request, with the given probability, answer with
+// one of faults picked at random, until ClearFaults or InjectFault. The draws come from a
+// generator seeded with seed, so the same sequence of token requests meets the same faults
+// (concurrent requests take the draws in the order they arrive). API requests are not affected.
+// It replaces any faults injected before. A probability outside [0, 1] is clamped.
+func (s *Server) InjectRandomFaults(faults []Fault, probability float64, seed int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.clearFaultsLocked()
+	switch {
+	case math.IsNaN(probability) || probability <= 0 || len(faults) == 0:
+		return
+	case probability > 1:
+		probability = 1
+	}
+	s.randomFaults = append([]Fault(nil), faults...)
+	s.randomProbability = probability
+	s.random = mathrand.New(mathrand.NewPCG(uint64(seed), 0)) //nolint:gosec // a reproducible fault schedule, not a secret
+}
+
+// ClearFaults stops injecting faults, fixed and random.
 func (s *Server) ClearFaults() {
 	s.InjectFault(FaultNone, 0)
+}
+
+// clearFaultsLocked forgets every injected fault. s.mu must be held.
+func (s *Server) clearFaultsLocked() {
+	s.fault, s.faultRemaining = FaultNone, 0
+	s.randomFaults, s.randomProbability, s.random = nil, 0, nil
 }
 
 // SetSlowDelay sets how long FaultSlow waits (default 5s).
@@ -492,7 +587,18 @@ func (s *Server) RefreshTokenValid(token string) bool {
 	return ok && s.clock.Now().Before(record.expiresAt)
 }
 
-// ReusedRefreshTokens returns the number of refresh grants that presented an already-rotated token.
+// RefreshTokensIssued returns the number of refresh tokens the token endpoint issued (by
+// refresh_token, authorization_code and password grants, also when a fault then spoilt or
+// dropped the answer). Tokens seeded with IssueRefreshToken are not counted.
+func (s *Server) RefreshTokensIssued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.issuedRefreshTokens
+}
+
+// ReusedRefreshTokens returns the number of refresh_token grant requests that presented a
+// refresh token the server had already rotated (spent), whoever the client and however the
+// request was then answered (faults included).
 func (s *Server) ReusedRefreshTokens() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -504,7 +610,7 @@ func (s *Server) ResetCounters() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tokenRequests, s.apiRequests, s.authorizeRequests = 0, 0, 0
-	s.issuedAccessTokens, s.reusedRefreshTokens = 0, 0
+	s.issuedAccessTokens, s.issuedRefreshTokens, s.reusedRefreshTokens = 0, 0, 0
 	s.tokenRequestsByGrant = map[string]int{}
 	s.tokenRequestsByClient = map[string]int{}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,9 @@ var noRedirects = &http.Client{
 	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	Timeout:       10 * time.Second,
 }
+
+// freshConnections is an HTTP client that opens a connection for every request.
+var freshConnections = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 
 // do sends req and reads the answer.
 func do(t *testing.T, req *http.Request) answer {
@@ -775,4 +779,427 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	g.Expect(s.TokenRequests()).To(Equal(20))
 	g.Expect(s.IssuedAccessTokens()).To(Equal(20))
+}
+
+func refreshForm(app mautictest.ClientApp, refreshToken string) url.Values {
+	return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}, "refresh_token": {refreshToken}}
+}
+
+func TestFaultNames(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fault          mautictest.Fault
+		name           string
+		processesGrant bool
+	}{
+		{mautictest.FaultNone, "None", true},
+		{mautictest.FaultServerError, "ServerError", false},
+		{mautictest.FaultUnavailable, "Unavailable", false},
+		{mautictest.FaultHTML, "HTML", false},
+		{mautictest.FaultSlow, "Slow", false},
+		{mautictest.FaultMalformedJSON, "MalformedJSON", false},
+		{mautictest.FaultDropAfterRead, "DropAfterRead", true},
+		{mautictest.FaultFractionalExpiresIn, "FractionalExpiresIn", true},
+		{mautictest.FaultUnusableAnswer, "UnusableAnswer", true},
+		{mautictest.FaultUnusableAnswerNoToken, "UnusableAnswerNoToken", true},
+		{mautictest.FaultSlowThenAnswer, "SlowThenAnswer", true},
+		{mautictest.Fault(99), "Fault(99)", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			g.Expect(tc.fault.String()).To(Equal(tc.name))
+			g.Expect(tc.fault.ProcessesGrant()).To(Equal(tc.processesGrant))
+		})
+	}
+}
+
+// TestFaultsThatRotate checks that each fault that carries out the grant rotates the presented
+// refresh token, and what the client gets instead of (or with) the answer.
+func TestFaultsThatRotate(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fault mautictest.Fault
+		// check gets the answer (nil when the request failed) and the request error.
+		check func(g Gomega, s *mautictest.Server, a *answer, err error)
+	}{
+		{mautictest.FaultDropAfterRead, func(g Gomega, _ *mautictest.Server, a *answer, err error) {
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(a).To(BeNil())
+		}},
+		{mautictest.FaultFractionalExpiresIn, func(g Gomega, s *mautictest.Server, a *answer, err error) {
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(a.status).To(Equal(http.StatusOK))
+			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+			g.Expect(a.raw).To(MatchRegexp(`^\{"access_token":"\w+","expires_in":3600\.5,"token_type":"bearer","scope":null,"refresh_token":"\w+"\}$`))
+			g.Expect(s.RefreshTokenValid(a.json["refresh_token"].(string))).To(BeTrue())
+		}},
+		{mautictest.FaultUnusableAnswer, func(g Gomega, s *mautictest.Server, a *answer, err error) {
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(a.status).To(Equal(http.StatusOK))
+			g.Expect(a.header.Get("Content-Type")).To(Equal("text/plain; charset=UTF-8"))
+			var body map[string]any
+			g.Expect(json.Unmarshal([]byte(a.raw), &body)).To(Succeed())
+			g.Expect(body).To(HaveKeyWithValue("expires_in", float64(3600)))
+			g.Expect(s.RefreshTokenValid(body["refresh_token"].(string))).To(BeTrue())
+		}},
+		{mautictest.FaultUnusableAnswerNoToken, func(g Gomega, _ *mautictest.Server, a *answer, err error) {
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(a.status).To(Equal(http.StatusOK))
+			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+			g.Expect(a.raw).To(Equal(`{"unexpected":true}`))
+		}},
+		{mautictest.FaultSlowThenAnswer, func(g Gomega, s *mautictest.Server, a *answer, err error) {
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(a.status).To(Equal(http.StatusOK))
+			g.Expect(s.RefreshTokenValid(a.json["refresh_token"].(string))).To(BeTrue())
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			s.SetSlowDelay(20 * time.Millisecond)
+			app := s.NewClient("cli", false)
+			seeded := s.IssueRefreshToken(app.ID)
+			s.InjectFault(tc.fault, 1)
+
+			resp, err := noRedirects.Do(formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)))
+			var a *answer
+			if err == nil {
+				body, readErr := io.ReadAll(resp.Body)
+				_ = resp.Body.Close()
+				g.Expect(readErr).NotTo(HaveOccurred())
+				a = &answer{status: resp.StatusCode, header: resp.Header, raw: string(body)}
+				if resp.Header.Get("Content-Type") == "application/json" {
+					_ = json.Unmarshal(body, &a.json)
+				}
+			}
+			tc.check(g, s, a, err)
+
+			// The grant was carried out: the presented refresh token is spent, new tokens were issued.
+			g.Expect(s.RefreshTokenValid(seeded)).To(BeFalse())
+			g.Expect(s.IssuedAccessTokens()).To(Equal(1))
+			g.Expect(s.RefreshTokensIssued()).To(Equal(1))
+			reused := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded))
+			g.Expect(reused.status).To(Equal(http.StatusBadRequest))
+			g.Expect(reused.firstError()).To(HaveKeyWithValue("type", "invalid_grant"))
+			g.Expect(s.ReusedRefreshTokens()).To(Equal(1))
+			g.Expect(s.TokenRequests()).To(Equal(2))
+		})
+	}
+}
+
+func TestFaultsThatRotateLeaveErrorAnswers(t *testing.T) {
+	t.Parallel()
+	for _, fault := range []mautictest.Fault{mautictest.FaultFractionalExpiresIn, mautictest.FaultUnusableAnswer, mautictest.FaultUnusableAnswerNoToken} {
+		t.Run(fault.String(), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			app := s.NewClient("cli", false)
+			s.InjectFault(fault, 1)
+			a := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token"))
+			g.Expect(a.status).To(Equal(http.StatusBadRequest))
+			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
+			g.Expect(a.firstError()).To(HaveKeyWithValue("type", "invalid_grant"))
+			g.Expect(s.RefreshTokensIssued()).To(BeZero())
+		})
+	}
+}
+
+func TestFaultDropAfterReadDropsErrorAnswers(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("cli", false)
+	s.InjectFault(mautictest.FaultDropAfterRead, 1)
+	resp, err := noRedirects.Do(formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token")))
+	if resp != nil {
+		_ = resp.Body.Close()
+	}
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token")).status).To(Equal(http.StatusBadRequest))
+}
+
+func TestFaultFractionalExpiresInIsTrue(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s.SetClock(fakeClock)
+	s.SetAccessTokenLifetime(10 * time.Minute)
+	app := s.NewClient("crm", true)
+	s.InjectFault(mautictest.FaultFractionalExpiresIn, 1)
+	a := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	g.Expect(a.raw).To(ContainSubstring(`"expires_in":600.5,`))
+	token := a.json["access_token"].(string)
+	fakeClock.SetTime(fakeClock.Now().Add(600 * time.Second))
+	g.Expect(s.AccessTokenValid(token)).To(BeTrue())
+	fakeClock.SetTime(fakeClock.Now().Add(500 * time.Millisecond))
+	g.Expect(s.AccessTokenValid(token)).To(BeFalse())
+	g.Expect(s.RefreshTokensIssued()).To(BeZero(), "client_credentials issues no refresh token")
+}
+
+func TestSlowFaults(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		fault   mautictest.Fault
+		rotates bool
+	}{
+		// FaultSlow waits first: a client that gives up leaves the refresh token unspent.
+		{mautictest.FaultSlow, false},
+		// FaultSlowThenAnswer carries out the grant first: the client that gives up has lost the new refresh token.
+		{mautictest.FaultSlowThenAnswer, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.fault.String(), func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			app := s.NewClient("cli", false)
+			seeded := s.IssueRefreshToken(app.ID)
+			s.SetSlowDelay(time.Hour)
+			s.InjectFault(tc.fault, 1)
+			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+			defer cancel()
+			resp, err := http.DefaultClient.Do(formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).WithContext(ctx))
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			g.Expect(err).To(MatchError(context.DeadlineExceeded))
+			if tc.rotates {
+				g.Eventually(s.RefreshTokensIssued).Should(Equal(1))
+				g.Expect(s.RefreshTokenValid(seeded)).To(BeFalse())
+				return
+			}
+			g.Consistently(s.RefreshTokensIssued, 100*time.Millisecond).Should(BeZero())
+			g.Expect(s.RefreshTokenValid(seeded)).To(BeTrue())
+		})
+	}
+	t.Run("SlowThenAnswer when the server closes", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		app := s.NewClient("crm", true)
+		s.SetSlowDelay(time.Hour)
+		s.InjectFault(mautictest.FaultSlowThenAnswer, 1)
+		errs := make(chan error, 1)
+		go func() {
+			resp, err := http.DefaultClient.Do(formRequest(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))
+			if resp != nil {
+				_ = resp.Body.Close()
+			}
+			errs <- err
+		}()
+		g.Eventually(s.IssuedAccessTokens).Should(Equal(1))
+		s.Close()
+		g.Eventually(errs).Should(Receive(HaveOccurred()), "the connection is closed without an answer")
+	})
+}
+
+func TestFaultsOnAPIRequests(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("crm", true)
+	token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+	self := func() (int, error) {
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL()+"/api/users/self", nil)
+		g.Expect(err).NotTo(HaveOccurred())
+		req.Header.Set("Authorization", "Bearer "+token)
+		// A fresh connection each time: net/http retries a GET whose reused connection was dropped.
+		resp, err := freshConnections.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+
+	s.InjectFault(mautictest.FaultDropAfterRead, 1)
+	_, err := self()
+	g.Expect(err).To(HaveOccurred())
+
+	s.SetSlowDelay(20 * time.Millisecond)
+	s.InjectFault(mautictest.FaultSlowThenAnswer, 1)
+	g.Expect(self()).To(Equal(http.StatusOK))
+
+	// Token-only faults neither touch nor count down API requests.
+	normal := func(a answer) bool {
+		return a.status == http.StatusOK && a.header.Get("Content-Type") == "application/json" &&
+			regexp.MustCompile(`^\{"access_token":"\w+","expires_in":3600,"token_type":"bearer","scope":null\}$`).MatchString(a.raw)
+	}
+	for _, fault := range []mautictest.Fault{mautictest.FaultFractionalExpiresIn, mautictest.FaultUnusableAnswer, mautictest.FaultUnusableAnswerNoToken} {
+		s.InjectFault(fault, 1)
+		g.Expect(self()).To(Equal(http.StatusOK), fault.String())
+		g.Expect(normal(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))).To(BeFalse(), fault.String())
+		g.Expect(normal(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))).To(BeTrue(), "one request only")
+	}
+	g.Expect(s.APIRequests()).To(Equal(5))
+}
+
+func TestRefreshTokenCounters(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	const redirect = "http://127.0.0.1:8085/callback"
+	app, other := s.NewClient("cli", true), s.NewClient("other", false)
+	seeded := s.IssueRefreshToken(app.ID)
+	g.Expect(s.RefreshTokensIssued()).To(BeZero(), "seeded tokens are not counted")
+
+	postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	g.Expect(s.RefreshTokensIssued()).To(BeZero(), "client_credentials issues no refresh token")
+	code := s.IssueAuthorizationCode(app.ID, redirect)
+	exchanged := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {app.ID},
+		"client_secret": {app.Secret}, "code": {code}, "redirect_uri": {redirect}})
+	g.Expect(exchanged.status).To(Equal(http.StatusOK), exchanged.raw)
+	rotated := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded))
+	g.Expect(rotated.status).To(Equal(http.StatusOK), rotated.raw)
+	g.Expect(s.RefreshTokensIssued()).To(Equal(2))
+	g.Expect(s.ReusedRefreshTokens()).To(BeZero())
+
+	// Every attempt to spend the rotated token counts: faults, another client and a disabled API included.
+	s.InjectFault(mautictest.FaultServerError, 1)
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusInternalServerError))
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(other, seeded)).status).To(Equal(http.StatusBadRequest))
+	s.SetAPIEnabled(false)
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusForbidden))
+	s.SetAPIEnabled(true)
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusBadRequest))
+	g.Expect(s.ReusedRefreshTokens()).To(Equal(4))
+	// A token that was never issued, or revoked, is not a reused one.
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "never-issued")).status).To(Equal(http.StatusBadRequest))
+	s.RevokeRefreshTokens(app.ID)
+	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, rotated.json["refresh_token"].(string))).status).To(Equal(http.StatusBadRequest))
+	g.Expect(s.ReusedRefreshTokens()).To(Equal(4))
+
+	s.ResetCounters()
+	g.Expect(s.RefreshTokensIssued()).To(BeZero())
+	g.Expect(s.ReusedRefreshTokens()).To(BeZero())
+}
+
+func TestConcurrentRefreshCountsOneReuse(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("cli", false)
+	for round := 0; round < 10; round++ {
+		seeded := s.IssueRefreshToken(app.ID)
+		statuses := make(chan int, 2)
+		var wg sync.WaitGroup
+		for i := 0; i < 2; i++ {
+			req := formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					statuses <- 0
+					return
+				}
+				_ = resp.Body.Close()
+				statuses <- resp.StatusCode
+			}()
+		}
+		wg.Wait()
+		close(statuses)
+		var got []int
+		for status := range statuses {
+			got = append(got, status)
+		}
+		g.Expect(got).To(ConsistOf(http.StatusOK, http.StatusBadRequest))
+		g.Expect(s.ReusedRefreshTokens()).To(Equal(round + 1))
+	}
+	g.Expect(s.RefreshTokensIssued()).To(Equal(10))
+}
+
+func TestInjectRandomFaults(t *testing.T) {
+	t.Parallel()
+	// statuses makes n client_credentials requests and returns their statuses.
+	statuses := func(t *testing.T, s *mautictest.Server, app mautictest.ClientApp, n int) []int {
+		result := make([]int, 0, n)
+		for i := 0; i < n; i++ {
+			result = append(result, postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status)
+		}
+		return result
+	}
+	faults := []mautictest.Fault{mautictest.FaultServerError, mautictest.FaultUnavailable}
+	t.Run("deterministic from the seed", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		var runs [][]int
+		for _, seed := range []int64{42, 42, 7} {
+			s := mautictest.NewServer()
+			app := s.NewClient("crm", true)
+			s.InjectRandomFaults(faults, 0.5, seed)
+			runs = append(runs, statuses(t, s, app, 40))
+			s.Close()
+		}
+		g.Expect(runs[0]).To(Equal(runs[1]))
+		g.Expect(runs[0]).NotTo(Equal(runs[2]))
+		g.Expect(runs[0]).To(ContainElements(http.StatusOK, http.StatusInternalServerError, http.StatusServiceUnavailable))
+	})
+	t.Run("probability", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := s.NewClient("crm", true)
+		s.InjectRandomFaults(faults, 1, 1)
+		g.Expect(statuses(t, s, app, 10)).NotTo(ContainElement(http.StatusOK))
+		s.InjectRandomFaults(faults, 0, 1)
+		g.Expect(statuses(t, s, app, 10)).To(HaveEach(http.StatusOK))
+		s.InjectRandomFaults(nil, 1, 1)
+		g.Expect(statuses(t, s, app, 3)).To(HaveEach(http.StatusOK))
+	})
+	t.Run("until cleared, API requests untouched", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := s.NewClient("crm", true)
+		token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+		s.InjectRandomFaults([]mautictest.Fault{mautictest.FaultServerError}, 1, 1)
+		g.Expect(get(t, s.URL()+"/api/users/self", "Authorization", "Bearer "+token).status).To(Equal(http.StatusOK))
+		g.Expect(statuses(t, s, app, 3)).To(HaveEach(http.StatusInternalServerError))
+		s.ClearFaults()
+		g.Expect(statuses(t, s, app, 3)).To(HaveEach(http.StatusOK))
+
+		s.InjectRandomFaults([]mautictest.Fault{mautictest.FaultServerError}, 1, 1)
+		s.InjectFault(mautictest.FaultUnavailable, 1)
+		g.Expect(statuses(t, s, app, 2)).To(Equal([]int{http.StatusServiceUnavailable, http.StatusOK}), "InjectFault replaces random faults")
+	})
+	t.Run("concurrent use", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		s := mautictest.NewServer()
+		defer s.Close()
+		app := s.NewClient("crm", true)
+		s.InjectRandomFaults(faults, 0.5, 3)
+		var wg sync.WaitGroup
+		for i := 0; i < 20; i++ {
+			req := formRequest(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					_ = resp.Body.Close()
+				}
+				s.InjectRandomFaults(faults, 0.5, 3)
+			}()
+		}
+		wg.Wait()
+		g.Expect(s.TokenRequests()).To(Equal(20))
+	})
 }
