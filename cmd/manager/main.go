@@ -11,6 +11,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 )
@@ -40,6 +41,10 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	opts.Namespaces = splitList(watchNamespaces)
+	if err := controller.CheckMauticTimeout(opts.Mautic.Timeout, controller.DefaultClaimTTL); err != nil {
+		ctrl.Log.Error(err, "Invalid flags")
+		os.Exit(2)
+	}
 
 	if err := run(ctrl.SetupSignalHandler(), opts, float32(*kubeAPIQPS), *kubeAPIBurst); err != nil {
 		ctrl.Log.Error(err, "Manager stopped")

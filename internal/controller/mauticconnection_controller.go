@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +34,9 @@ const FieldOwner = "mautic-operator"
 
 // minRequeue keeps a renewal time in the past from turning into a hot loop.
 const minRequeue = time.Second
+
+// publishBudget bounds the publishing of a token just issued, which does not stop at shutdown.
+const publishBudget = 10 * time.Second
 
 // inFlightRetry is how soon a connection whose refresh token another manager is spending is looked at again.
 const inFlightRetry = 2 * time.Second
@@ -62,6 +66,7 @@ type MauticConnectionReconciler struct {
 
 	memory      tokenMemory
 	gate        refreshGate
+	reconciling atomic.Bool
 	pendingOnce sync.Once
 	holderOnce  sync.Once
 	holderID    string
@@ -101,6 +106,7 @@ type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 
 // Reconcile brings one MauticConnection's token Secret and status up to date.
 func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	r.reconciling.Store(true)
 	conn := &authv1alpha1.MauticConnection{}
 	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -274,7 +280,15 @@ func (r *MauticConnectionReconciler) reconcileTokenSecret(ctx context.Context, s
 		return ctrl.Result{}, nil
 	}
 	apply := tokenSecretApply(s.conn, s.current)
-	if err := r.Client.Apply(ctx, apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
+	applyCtx := ctx
+	if s.issuedNow {
+		// A token Mautic just issued is published even when shutdown began meanwhile: the next
+		// manager then finds it instead of asking Mautic again.
+		var cancel context.CancelFunc
+		applyCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), publishBudget)
+		defer cancel()
+	}
+	if err := r.Client.Apply(applyCtx, apply, client.FieldOwner(FieldOwner), client.ForceOwnership); err != nil {
 		return ctrl.Result{}, fmt.Errorf("applying token Secret %s/%s: %w", s.conn.Namespace, s.conn.TokenSecretName(), err)
 	}
 

@@ -106,6 +106,9 @@ func (g *refreshGate) closeAndWait(ctx context.Context) error {
 	}
 }
 
+// Reconciling reports whether any reconcile has started: before that, no refresh can be in flight.
+func (r *MauticConnectionReconciler) Reconciling() bool { return r.reconciling.Load() }
+
 // StopRefreshes starts no more refreshes of refresh tokens and waits, until ctx ends, for those
 // already claimed to finish spending and persisting. The manager calls it when it stops, whatever
 // the reason (a signal, a lost leader election), before the process exits.
@@ -465,9 +468,10 @@ func (r *MauticConnectionReconciler) reauthorizationRequired(s *scope, state *co
 // could not be read and held no refresh token.
 func (r *MauticConnectionReconciler) unusableAnswer(s *scope, err error) error {
 	return &stallError{class: mautic.ClassReauthorization, reason: authv1alpha1.RefreshAnswerUnusableReason, message: fmt.Sprintf(
-		"%v: Mautic accepted the refresh, so it has probably rotated the refresh token, but the answer held none to recover; "+
-			"check that no proxy rewrites Mautic's answers, then authorize again with `kubectl mautic authorize %s -n %s`",
-		err, s.conn.Name, s.conn.Namespace)}
+		"%v: if Mautic itself answered, it has rotated the refresh token and the new one is lost; the stored one is not sent "+
+			"again on its own. Check that no proxy or login page answers in Mautic's place; if one did (Mautic never saw the "+
+			"request), request a refresh with `kubectl mautic refresh %s -n %s`, otherwise authorize again with "+
+			"`kubectl mautic authorize %s -n %s`", err, s.conn.Name, s.conn.Namespace, s.conn.Name, s.conn.Namespace)}
 }
 
 // holder identifies this manager process in refresh claims.

@@ -306,7 +306,7 @@ func TestRotationFailures(t *testing.T) {
 		{name: "an unusable answer with a refresh token: recovered and stored", err: unusable("recovered-refresh-token"),
 			wantMessage: "recovered and stored", wantToken: "recovered-refresh-token"},
 		{name: "an unusable answer without one: stalls, the token may be rotated", err: unusable(""),
-			wantReason: authv1alpha1.RefreshAnswerUnusableReason, wantMessage: "probably rotated", wantToken: storedRefreshToken, wantAmbiguous: "unusable answer"},
+			wantReason: authv1alpha1.RefreshAnswerUnusableReason, wantMessage: "kubectl mautic refresh", wantToken: storedRefreshToken, wantAmbiguous: "unusable answer"},
 		{name: "a timeout is recorded as ambiguous and retried", err: context.DeadlineExceeded,
 			wantToken: storedRefreshToken, wantAmbiguous: "timeout"},
 		{name: "a 503 releases the claim and is retried", err: &mautic.Error{Op: mautic.OpToken, StatusCode: 503},

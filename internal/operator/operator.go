@@ -41,6 +41,9 @@ const LeaderElectionID = "mautic-operator.auth.mautic-operator.dev"
 // the status patch and the events that follow it.
 const shutdownMargin = 10 * time.Second
 
+// startupStopTimeout is how long a manager that never reconciled gets to stop after its context ends.
+const startupStopTimeout = 5 * time.Second
+
 // NewScheme returns the scheme of the manager and its tests: the built-in kinds and MauticConnection.
 func NewScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
@@ -70,7 +73,8 @@ type Options struct {
 	// PendingDir keeps rotated refresh tokens that could not be persisted yet, across restarts of
 	// the process; empty keeps them in memory only.
 	PendingDir string
-	// ClaimTTL is how long another manager's refresh claim blocks a refresh; default controller.DefaultClaimTTL.
+	// ClaimTTL is how long another manager's refresh claim blocks a refresh; default
+	// controller.DefaultClaimTTL. Tests shorten it; the manager has no flag for it.
 	ClaimTTL time.Duration
 	// SkipControllerNameValidation lets one process run several managers (tests).
 	SkipControllerNameValidation bool
@@ -87,17 +91,14 @@ type Operator struct {
 	criticalSection  time.Duration
 }
 
-// New builds the manager and registers the controller. It refuses a Mautic timeout whose refresh
-// could outlive its claim.
+// New builds the manager and registers the controller. Callers check the Mautic timeout against
+// the claim with controller.CheckMauticTimeout first (cmd/manager refuses such a flag).
 func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator, error) {
 	if opts.Mautic.Timeout <= 0 {
 		opts.Mautic.Timeout = mautic.DefaultTimeout
 	}
 	if opts.ClaimTTL <= 0 {
 		opts.ClaimTTL = controller.DefaultClaimTTL
-	}
-	if err := controller.CheckMauticTimeout(opts.Mautic.Timeout, opts.ClaimTTL); err != nil {
-		return nil, err
 	}
 	if opts.Mautic.Observe == nil {
 		opts.Mautic.Observe = controller.ObserveTokenRequest
@@ -184,10 +185,16 @@ func (o *Operator) Run(ctx context.Context) error {
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		// Before any reconcile, nothing can be in flight: a manager whose caches never synced (no
+		// API server, no RBAC) stops at once instead of waiting out the graceful shutdown.
+		wait := startupStopTimeout
+		if o.Reconciler.Reconciling() {
+			wait = o.gracefulShutdown + shutdownMargin
+		}
 		select {
 		case err = <-done:
-		case <-time.After(o.gracefulShutdown + shutdownMargin):
-			err = errors.New("the manager did not stop within its graceful shutdown timeout")
+		case <-time.After(wait):
+			err = fmt.Errorf("the manager did not stop within %s of the signal; exiting", wait)
 		}
 	}
 	drain, cancel := context.WithTimeout(context.Background(), o.criticalSection)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,6 +94,18 @@ func (cp *ControlPlane) Stop() error {
 // ends, or earlier through the returned function.
 func (cp *ControlPlane) StartManager(t testing.TB, namespace string, configure ...func(*operator.Options)) (stop func()) {
 	t.Helper()
+	return cp.StartManagerThrough(t, namespace, nil, configure...)
+}
+
+// StartManagerThrough is StartManager with the manager's requests to the API server passing
+// through wrap (nil: none), so that a test can fail them as an outage would.
+func (cp *ControlPlane) StartManagerThrough(t testing.TB, namespace string, wrap func(http.RoundTripper) http.RoundTripper,
+	configure ...func(*operator.Options)) (stop func()) {
+	t.Helper()
+	config := rest.CopyConfig(cp.Config)
+	if wrap != nil {
+		config.Wrap(wrap)
+	}
 	opts := operator.Options{
 		MetricsAddr:                  "0",
 		ProbeAddr:                    "0",
@@ -105,7 +118,7 @@ func (cp *ControlPlane) StartManager(t testing.TB, namespace string, configure .
 		change(&opts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	op, err := operator.New(ctx, cp.Config, opts)
+	op, err := operator.New(ctx, config, opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("creating a manager: %v", err)
