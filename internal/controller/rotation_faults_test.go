@@ -132,7 +132,7 @@ func TestRotationShutdownDuringASlowTokenRequest(t *testing.T) {
 	e.mautic.SetSlowDelay(2 * time.Second)
 	refreshes := e.mautic.TokenRequestsByGrant("refresh_token")
 	e.mautic.InjectFault(mautictest.FaultSlowThenAnswer, 1)
-	g.Eventually(func() int { return e.mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20 * time.Second).
+	g.Eventually(func() int { return e.mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20*time.Second).
 		Should(BeNumerically(">", refreshes), "a refresh is held by Mautic")
 	stopped := time.Now()
 	e.stop() // returns once the manager has stopped
