@@ -50,6 +50,9 @@ const (
 const (
 	// CredentialsSecretNotFoundReason: spec.credentialsSecretRef names a Secret that does not exist.
 	CredentialsSecretNotFoundReason = "CredentialsSecretNotFound"
+	// CredentialsNotOptedInReason: the manager requires the CredentialsOptInLabel on credentials
+	// Secrets, and this one does not carry it.
+	CredentialsNotOptedInReason = "CredentialsNotOptedIn"
 	// CredentialsKeyMissingReason: the credentials Secret lacks a key the grant needs.
 	CredentialsKeyMissingReason = "CredentialsKeyMissing"
 	// InvalidClientReason: Mautic refused the client id or secret (invalid_client).
@@ -66,6 +69,8 @@ const (
 	AccessDeniedReason = "AccessDenied"
 	// EndpointNotFoundReason: the token or API endpoint answered 404: spec.url is not the Mautic site URL.
 	EndpointNotFoundReason = "EndpointNotFound"
+	// InvalidSpecReason: the spec breaks a rule of the CRD's validation (stored before the rule existed).
+	InvalidSpecReason = "InvalidSpec"
 	// InvalidURLReason: spec.url is not a usable Mautic site URL.
 	InvalidURLReason = "InvalidURL"
 	// ForbiddenAddressReason: spec.url resolves to a link-local or cloud metadata address.

@@ -1,6 +1,9 @@
 package v1alpha1
 
 import (
+	"fmt"
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -60,6 +63,9 @@ const (
 	ManagedByValue = "mautic-operator"
 	// ConnectionLabel names the MauticConnection that owns a Secret.
 	ConnectionLabel = "auth.mautic-operator.dev/connection"
+	// CredentialsOptInLabel, set to "true" on a credentials Secret, allows MauticConnections to use it
+	// when the manager runs with --require-credentials-label (multi-tenant clusters).
+	CredentialsOptInLabel = "auth.mautic-operator.dev/credentials"
 	// RefreshRequestedAtAnnotation on a MauticConnection requests a new token; any new value triggers one refresh.
 	RefreshRequestedAtAnnotation = "auth.mautic-operator.dev/refresh-requested-at"
 	// AuthorizedAtAnnotation on the state Secret records when a person last authorized the connection.
@@ -86,6 +92,21 @@ const (
 	// "<token digest> <RFC 3339 time> <cause>". Mautic may have rotated the token then.
 	AmbiguousRefreshAnnotation = "auth.mautic-operator.dev/ambiguous-refresh"
 )
+
+// Duration is a Go duration string such as "10m" or "336h". It is a string rather than a
+// metav1.Duration so that an object stored before its validation existed still decodes: one bad
+// value then stalls its own connection instead of stopping the manager's cache for every namespace.
+// +kubebuilder:validation:MaxLength=32
+type Duration string
+
+// Parse returns the duration, or an error that names the expected form.
+func (d Duration) Parse() (time.Duration, error) {
+	parsed, err := time.ParseDuration(string(d))
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a duration in hours, minutes and seconds such as 10m or 336h", string(d))
+	}
+	return parsed, nil
+}
 
 // SecretReference names a Secret in the MauticConnection's own namespace.
 type SecretReference struct {
@@ -126,7 +147,9 @@ type RefreshSpec struct {
 	// renewBefore refreshes the token this long before it expires, e.g. 10m. When it is not shorter
 	// than the token's lifetime, the default percentage applies instead.
 	// +optional
-	RenewBefore *metav1.Duration `json:"renewBefore,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="spec.refresh.renewBefore must be a duration in hours, minutes and seconds such as 10m or 1h30m (days are not a unit: write 24h)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('8760h'))",message="spec.refresh.renewBefore must be between 1s and 8760h (one year)"
+	RenewBefore *Duration `json:"renewBefore,omitempty"`
 	// renewBeforePercentage refreshes the token when this percentage of its lifetime is left (1 to 90; default 33).
 	// +optional
 	// +kubebuilder:validation:Minimum=1
@@ -189,7 +212,9 @@ type MauticConnectionSpec struct {
 	// Mautic's default is 14 days). The operator refreshes at least often enough that it never lapses.
 	// +optional
 	// +kubebuilder:default="336h"
-	RefreshTokenLifetime *metav1.Duration `json:"refreshTokenLifetime,omitempty"`
+	// +kubebuilder:validation:XValidation:rule="self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$')",message="spec.refreshTokenLifetime must be a duration in hours, minutes and seconds such as 336h for 14 days (days are not a unit)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches(r'^([0-9]+(\\.[0-9]+)?(ns|us|ms|s|m|h))+$') || (duration(self) >= duration('1s') && duration(self) <= duration('8760h'))",message="spec.refreshTokenLifetime must be between 1s and 8760h (one year); Mautic's default is 336h"
+	RefreshTokenLifetime *Duration `json:"refreshTokenLifetime,omitempty"`
 
 	// credentialsSecretRef names the Secret, in this namespace, that holds the credentials. The
 	// operator reads it and never writes to it.
@@ -236,6 +261,7 @@ type MauticConnectionStatus struct {
 
 	// tokenSecretName is the name of the Secret that holds the token.
 	// +optional
+	// +kubebuilder:validation:MaxLength=253
 	TokenSecretName string `json:"tokenSecretName,omitempty"`
 
 	// expiresAt is when the published access token expires (absent for Basic).
@@ -264,15 +290,22 @@ type MauticConnectionStatus struct {
 
 	// mauticVersion is the Mautic-Version header of the last successful API answer.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	MauticVersion string `json:"mauticVersion,omitempty"`
 
-	// lastHandledRefreshRequest is the value of the refresh-requested-at annotation last acted on.
+	// lastHandledRefreshRequest is the value of the refresh-requested-at annotation last acted on
+	// (a value longer than 128 bytes is recorded by its digest).
 	// +optional
+	// +kubebuilder:validation:MaxLength=256
 	LastHandledRefreshRequest string `json:"lastHandledRefreshRequest,omitempty"`
 }
 
 // MauticConnection keeps a Mautic API credential alive: it obtains tokens from a Mautic site,
 // publishes them in a Secret that workloads mount, and refreshes them ahead of expiry.
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.tokenSecret) || !has(self.spec.tokenSecret.name) || self.spec.tokenSecret.name != self.metadata.name + '-oauth-state'",message="spec.tokenSecret.name must not be <metadata.name>-oauth-state: that Secret holds the refresh token, which workloads must never mount; choose another name"
+// +kubebuilder:validation:XValidation:rule="(has(self.spec.tokenSecret) && has(self.spec.tokenSecret.name) ? self.spec.tokenSecret.name : self.metadata.name + '-token') != self.spec.credentialsSecretRef.name",message="the token Secret (spec.tokenSecret.name, default <metadata.name>-token) must not be the credentials Secret: the operator would overwrite it; choose another spec.tokenSecret.name"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.tls) || !has(self.spec.tls.caSecretRef) || (has(self.spec.tokenSecret) && has(self.spec.tokenSecret.name) ? self.spec.tokenSecret.name : self.metadata.name + '-token') != self.spec.tls.caSecretRef.name",message="the token Secret (spec.tokenSecret.name, default <metadata.name>-token) must not be the CA Secret: the operator would overwrite it; choose another spec.tokenSecret.name"
+// +kubebuilder:validation:XValidation:rule="self.spec.credentialsSecretRef.name != self.metadata.name + '-oauth-state' && (!has(self.spec.tls) || !has(self.spec.tls.caSecretRef) || self.spec.tls.caSecretRef.name != self.metadata.name + '-oauth-state')",message="spec.credentialsSecretRef and spec.tls.caSecretRef must not name <metadata.name>-oauth-state, the operator's own refresh-token Secret"
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=mautic;mconn,categories=mautic

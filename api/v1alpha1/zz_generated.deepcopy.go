@@ -84,7 +84,7 @@ func (in *MauticConnectionSpec) DeepCopyInto(out *MauticConnectionSpec) {
 	}
 	if in.RefreshTokenLifetime != nil {
 		in, out := &in.RefreshTokenLifetime, &out.RefreshTokenLifetime
-		*out = new(v1.Duration)
+		*out = new(Duration)
 		**out = **in
 	}
 	out.CredentialsSecretRef = in.CredentialsSecretRef
@@ -167,7 +167,7 @@ func (in *RefreshSpec) DeepCopyInto(out *RefreshSpec) {
 	*out = *in
 	if in.RenewBefore != nil {
 		in, out := &in.RenewBefore, &out.RenewBefore
-		*out = new(v1.Duration)
+		*out = new(Duration)
 		**out = **in
 	}
 	if in.RenewBeforePercentage != nil {

@@ -467,7 +467,7 @@ func (f *authorizeFlow) redirectError(errorCode, description string) error {
 func (f *authorizeFlow) exchangeAndStore(code string) error {
 	spec := f.conn.Spec
 	token, err := f.mautic.Token(f.ctx, mautic.TokenRequest{
-		Site:         mautic.Site{BaseURL: f.baseURL, CACert: f.caPEM},
+		Site:         mautic.Site{BaseURL: f.baseURL, CACert: f.caPEM, AllowInsecureHTTP: f.conn.Spec.AllowInsecureHTTP},
 		Grant:        mautic.GrantAuthorizationCode,
 		ClientID:     f.clientID,
 		ClientSecret: f.clientSecret,

@@ -145,7 +145,7 @@ func TestAuthorizeStoresRefreshToken(t *testing.T) {
 
 	// The stored refresh token is one the server accepts.
 	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
-		Site:         mautic.Site{BaseURL: f.mautic.URL()},
+		Site:         mautic.Site{BaseURL: f.mautic.URL(), AllowInsecureHTTP: true},
 		Grant:        mautic.GrantRefreshToken,
 		ClientID:     f.app.ID,
 		ClientSecret: f.app.Secret,
@@ -277,7 +277,7 @@ func TestAuthorizeSupersedesRefreshTokenSeed(t *testing.T) {
 
 	// The stored token is the one Mautic issued on the authorization.
 	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
-		Site:         mautic.Site{BaseURL: f.mautic.URL()},
+		Site:         mautic.Site{BaseURL: f.mautic.URL(), AllowInsecureHTTP: true},
 		Grant:        mautic.GrantRefreshToken,
 		ClientID:     f.app.ID,
 		ClientSecret: f.app.Secret,

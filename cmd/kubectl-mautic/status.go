@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -41,7 +44,7 @@ func printStatus(w io.Writer, conn *authv1alpha1.MauticConnection, now time.Time
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "MauticConnection:\t%s/%s\n", conn.Namespace, conn.Name)
-	fmt.Fprintf(tw, "URL:\t%s\n", conn.Spec.URL)
+	fmt.Fprintf(tw, "URL:\t%s\n", untrusted(conn.Spec.URL))
 	fmt.Fprintf(tw, "Grant:\t%s\n", grant)
 	if ready == nil {
 		fmt.Fprintf(tw, "Ready:\tUnknown (no status yet: is mautic-operator running and watching namespace %s?)\n", conn.Namespace)
@@ -80,9 +83,9 @@ func printStatus(w io.Writer, conn *authv1alpha1.MauticConnection, now time.Time
 	if version == "" {
 		version = "unknown"
 	}
-	fmt.Fprintf(tw, "Mautic version:\t%s\n", version)
+	fmt.Fprintf(tw, "Mautic version:\t%s\n", untrusted(version))
 	if requested := conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation]; requested != "" && requested != status.LastHandledRefreshRequest {
-		fmt.Fprintf(tw, "Refresh requested:\t%s (not handled yet)\n", requested)
+		fmt.Fprintf(tw, "Refresh requested:\t%s (not handled yet)\n", untrusted(requested))
 	}
 	if ready != nil && status.ObservedGeneration < conn.Generation {
 		fmt.Fprintf(tw, "Note:\tthe operator has not processed the latest spec yet (generation %d; status is of %d)\n",
@@ -93,7 +96,7 @@ func printStatus(w io.Writer, conn *authv1alpha1.MauticConnection, now time.Time
 	}
 
 	if stalled != nil && stalled.Status == metav1.ConditionTrue {
-		fmt.Fprintf(w, "\nFix: %s\n", stalled.Message)
+		fmt.Fprintf(w, "\nFix: %s\n", untrusted(stalled.Message))
 	}
 	if needsAuthorization(ready, stalled) {
 		fmt.Fprintf(w, "\nRun: kubectl mautic authorize %s -n %s\n", conn.Name, conn.Namespace)
@@ -122,9 +125,32 @@ func conditionLine(condition *metav1.Condition) string {
 		line += " (" + condition.Reason + ")"
 	}
 	if condition.Message != "" {
-		line += ": " + condition.Message
+		line += ": " + untrusted(condition.Message)
 	}
 	return line
+}
+
+// maxUntrustedBytes bounds a field the plugin prints that someone other than the user wrote.
+const maxUntrustedBytes = 4096
+
+// untrusted renders a field that a tenant or a Mautic server may have written: as it is when it
+// is printable text, else quoted (so that control characters cannot rewrite the terminal or fake
+// lines), and cut to maxUntrustedBytes.
+func untrusted(value string) string {
+	clipped := false
+	if len(value) > maxUntrustedBytes {
+		value, clipped = strings.ToValidUTF8(value[:maxUntrustedBytes], ""), true
+	}
+	for _, r := range value {
+		if !unicode.IsPrint(r) {
+			value = strconv.Quote(value)
+			break
+		}
+	}
+	if clipped {
+		value += "…"
+	}
+	return value
 }
 
 // timeLine renders a status time as RFC 3339 UTC with how far it is from now ("in 42m", "5m ago").

@@ -127,3 +127,27 @@ func TestStatus(t *testing.T) {
 func haveLine(label, value string) types.GomegaMatcher {
 	return MatchRegexp(`(?m)^` + regexp.QuoteMeta(label+":") + ` +` + regexp.QuoteMeta(value) + `$`)
 }
+
+// Fields a tenant or a Mautic server wrote are printed quoted when they hold control characters,
+// and cut when long, so that they cannot rewrite the terminal.
+func TestUntrusted(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		value string
+		want  string
+	}{
+		{name: "plain text", value: "5.2.1", want: "5.2.1"},
+		{name: "a message with spaces and quotes", value: `Mautic answered HTTP 400: "nope"`, want: `Mautic answered HTTP 400: "nope"`},
+		{name: "terminal escape", value: "5.2.1\x1b[2J", want: `"5.2.1\x1b[2J"`},
+		{name: "a fake line", value: "https://m.example.com\nReady:\tTrue", want: `"https://m.example.com\nReady:\tTrue"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			NewWithT(t).Expect(untrusted(tc.value)).To(Equal(tc.want))
+		})
+	}
+	long := untrusted(string(make([]byte, 200<<10)))
+	NewWithT(t).Expect(len(long)).To(BeNumerically("<", 5*maxUntrustedBytes), "200 KB is cut")
+}

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"strings"
 
@@ -30,17 +31,34 @@ func main() {
 	kubeAPIBurst := flag.Int("kube-api-burst", 40, "Burst of queries to the Kubernetes API server.")
 	flag.DurationVar(&opts.Mautic.Timeout, "mautic-timeout", mautic.DefaultTimeout,
 		"Timeout of each request to Mautic. A refresh must finish well within the 2-minute refresh claim, so at most 80s.")
-	flag.Float64Var(&opts.Mautic.RequestsPerSecond, "mautic-requests-per-second", mautic.DefaultRequestsPerSecond, "Requests per second to each Mautic host.")
+	flag.Float64Var(&opts.Mautic.RequestsPerSecond, "mautic-requests-per-second", mautic.DefaultRequestsPerSecond,
+		"Requests per second to each Mautic host; a request over the limit is not sent, and its connection is requeued.")
 	flag.IntVar(&opts.Mautic.Burst, "mautic-burst", mautic.DefaultBurst, "Burst of requests to each Mautic host.")
-	flag.BoolVar(&opts.Mautic.AllowLinkLocal, "allow-link-local-targets", false, "Allow spec.url to resolve to link-local and cloud metadata addresses.")
+	flag.IntVar(&opts.Mautic.MaxConcurrentPerHost, "mautic-max-concurrent-per-host", mautic.DefaultMaxConcurrentPerHost,
+		"Requests in flight to each Mautic host:port; more are not sent, and their connections are requeued. Negative for no limit.")
+	flag.BoolVar(&opts.Mautic.AllowLinkLocal, "allow-link-local-targets", false,
+		"Allow spec.url to resolve to any address, including those of --deny-target-cidrs and cloud metadata host names.")
+	denyTargetCIDRs := flag.String("deny-target-cidrs", mautic.DefaultDenyTargetCIDRsKeyword,
+		"Comma-separated CIDR ranges and addresses refused as Mautic targets, also behind a proxy; \"default\" is "+
+			fmt.Sprint(mautic.DefaultDenyTargetCIDRs())+", e.g. default,10.0.0.0/8.")
 	flag.StringVar(&opts.PendingDir, "pending-refresh-token-dir", "",
 		"Directory (an emptyDir in the Deployment) that keeps a rotated refresh token until it is persisted in its state Secret, "+
 			"across restarts of the container; empty keeps it in memory only.")
+	flag.BoolVar(&opts.RequireCredentialsLabel, "require-credentials-label", false,
+		"Use a credentials Secret only when it carries the label auth.mautic-operator.dev/credentials=true (multi-tenant clusters).")
+	flag.DurationVar(&opts.MinTokenInterval, "min-token-interval", controller.DefaultMinTokenInterval,
+		"Least time between two token requests of one connection, whatever its spec or its server says.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	opts.Namespaces = splitList(watchNamespaces)
+	cidrs, err := mautic.ParseCIDRList(*denyTargetCIDRs)
+	if err != nil {
+		ctrl.Log.Error(err, "Invalid flags", "flag", "--deny-target-cidrs")
+		os.Exit(2)
+	}
+	opts.Mautic.DenyTargetCIDRs = cidrs
 	if err := controller.CheckMauticTimeout(opts.Mautic.Timeout, controller.DefaultClaimTTL); err != nil {
 		ctrl.Log.Error(err, "Invalid flags")
 		os.Exit(2)

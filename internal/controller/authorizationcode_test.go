@@ -151,7 +151,7 @@ func TestAuthorizationCodeKeepsARefreshTokenAliveBeyondAccessTokens(t *testing.T
 	e.createCredentials(credentials)
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
-	conn.Spec.RefreshTokenLifetime = &metav1.Duration{Duration: 6 * time.Second}
+	conn.Spec.RefreshTokenLifetime = ptr.To[authv1alpha1.Duration]("6s")
 	e.createConnection(conn)
 	conn, _ = e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(conn.Status.RenewAt.Time).To(BeTemporally("<", conn.Status.RefreshTokenExpiresAt.Time))

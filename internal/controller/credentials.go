@@ -18,8 +18,6 @@ import (
 // defaultAccessTokenLifetime is assumed when a token answer carries no expires_in (Mautic's default).
 const defaultAccessTokenLifetime = time.Hour
 
-// defaultRefreshTokenLifetime is Mautic's default refresh-token lifetime, 14 days.
-const defaultRefreshTokenLifetime = 14 * 24 * time.Hour
 
 // credentials are the values read from the credentials Secret for one grant.
 type credentials struct {
@@ -94,10 +92,7 @@ func connectionHash(conn *authv1alpha1.MauticConnection, baseURL string) string 
 
 // refreshTokenLifetime returns spec.refreshTokenLifetime, or Mautic's default.
 func refreshTokenLifetime(conn *authv1alpha1.MauticConnection) time.Duration {
-	if conn.Spec.RefreshTokenLifetime != nil && conn.Spec.RefreshTokenLifetime.Duration > 0 {
-		return conn.Spec.RefreshTokenLifetime.Duration
-	}
-	return defaultRefreshTokenLifetime
+	return conn.RefreshTokenLifetime()
 }
 
 // keyList renders keys for a message: "client_id and client_secret".
@@ -152,16 +147,7 @@ func verifyPath(conn *authv1alpha1.MauticConnection) string {
 
 // renewalPolicy converts spec.refresh into the policy's terms.
 func renewalPolicy(conn *authv1alpha1.MauticConnection) token.RenewalPolicy {
-	var policy token.RenewalPolicy
-	if refresh := conn.Spec.Refresh; refresh != nil {
-		if refresh.RenewBefore != nil {
-			policy.RenewBefore = refresh.RenewBefore.Duration
-		}
-		if refresh.RenewBeforePercentage != nil {
-			policy.RenewBeforePercentage = *refresh.RenewBeforePercentage
-		}
-	}
-	return policy
+	return token.RenewalPolicy{RenewBefore: conn.RenewBefore(), RenewBeforePercentage: conn.RenewBeforePercentage()}
 }
 
 // controllerUID returns the UID of obj's controller owner, or "".

@@ -42,8 +42,8 @@ func describeFailure(s *scope, err error) *failure {
 		f.message = fmt.Sprintf("Mautic did not answer usably, retrying: %v", err)
 	case errors.As(err, &forbidden):
 		f.reason = authv1alpha1.ForbiddenAddressReason
-		f.message = fmt.Sprintf("%v: link-local and cloud metadata addresses are refused; point spec.url at the Mautic site, "+
-			"or start the manager with --allow-link-local-targets if this address is intended", err)
+		f.message = fmt.Sprintf("%v: point spec.url at the Mautic site; if this address is intended, an admin changes the "+
+			"manager's --deny-target-cidrs (or sets --allow-link-local-targets)", err)
 	case isCertificateError(err):
 		f.reason = authv1alpha1.TLSErrorReason
 		f.message = fmt.Sprintf("Mautic's TLS certificate is not trusted (%v): put its CA in a Secret's %s key and set spec.tls.caSecretRef",

@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -63,8 +65,19 @@ type MauticConnectionReconciler struct {
 	MauticTimeout time.Duration
 	// ClaimTTL is how long another manager's refresh claim blocks a refresh; default DefaultClaimTTL.
 	ClaimTTL time.Duration
+	// RequireCredentialsLabel makes a credentials Secret usable only with the label
+	// CredentialsOptInLabel=true, so that creating a MauticConnection does not let a namespace editor
+	// send any Secret of the right shape to a server of their choosing.
+	RequireCredentialsLabel bool
+	// MinTokenInterval is the least time between two token requests of one connection, whatever
+	// its spec or its server says; default DefaultMinTokenInterval, negative for none (tests).
+	MinTokenInterval time.Duration
+	// ConfigurationRetry is the first retry of a configuration failure, doubling up to an hour;
+	// default DefaultConfigurationRetry.
+	ConfigurationRetry time.Duration
 
 	memory      tokenMemory
+	retries     configurationRetries
 	gate        refreshGate
 	reconciling atomic.Bool
 	pendingOnce sync.Once
@@ -83,6 +96,10 @@ type scope struct {
 	caCert          []byte
 	credentialsHash string
 	connectionHash  string
+	// secretVersions are the resourceVersions of the Secrets read, to tell a changed input.
+	secretVersions string
+	// minTokenInterval is the least time between two token requests of this connection.
+	minTokenInterval time.Duration
 
 	// Set by reconcileToken.
 	refreshTokenIssuedAt time.Time
@@ -111,6 +128,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.memory.forget(req.NamespacedName)
+			r.retries.forget(req.NamespacedName)
 			forgetConnectionMetrics(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -122,7 +140,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 
-	s := &scope{conn: conn, now: r.Clock.Now()}
+	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval()}
 	before := conn.DeepCopy()
 	defer func() {
 		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
@@ -157,12 +175,16 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	for _, run := range phases {
 		phaseResult, err := run(ctx, s)
 		if err != nil {
+			if s.failure != nil && s.failure.class == mautic.ClassConfiguration {
+				return r.retryConfiguration(ctx, s), nil
+			}
 			return ctrl.Result{}, err
 		}
 		result = lowestRequeue(result, phaseResult)
 	}
+	r.retries.forget(req.NamespacedName)
 	if s.current != nil && s.failure == nil {
-		renewAt := renewAtFor(s.conn, s.current, s.refreshTokenIssuedAt)
+		renewAt := s.renewAt(s.current)
 		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAt.Sub(s.now), minRequeue)})
 	}
 	return result, nil
@@ -170,8 +192,13 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 // reconcileCredentials normalises spec.url and reads the credentials Secret and the optional CA
 // Secret, uncached, checking that the grant's keys are there, and hashes them.
-// Sets Stalled with InvalidURL, CredentialsSecretNotFound, CredentialsKeyMissing or CASecretInvalid.
+// Sets Stalled with InvalidSpec, InvalidURL, CredentialsSecretNotFound, CredentialsNotOptedIn,
+// CredentialsKeyMissing or CASecretInvalid.
 func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if err := s.conn.Validate(); err != nil {
+		// Stored before the CRD's validation refused it: this connection stalls, no other.
+		return s.stall(authv1alpha1.InvalidSpecReason, strings.ReplaceAll(err.Error(), "\n", "; "))
+	}
 	baseURL, err := mautic.NormalizeURL(s.conn.Spec.URL)
 	if err != nil {
 		return s.stall(authv1alpha1.InvalidURLReason, fmt.Sprintf("spec.url is not usable: %v", err))
@@ -189,6 +216,13 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 			"credentials Secret %s/%s not found: create it with the keys %s, or fix spec.credentialsSecretRef.name",
 			s.conn.Namespace, ref, keyList(requiredKeys(grant))))
 	}
+	s.secretVersions = secret.ResourceVersion
+	if r.RequireCredentialsLabel && secret.Labels[authv1alpha1.CredentialsOptInLabel] != "true" {
+		return s.stall(authv1alpha1.CredentialsNotOptedInReason, fmt.Sprintf(
+			"credentials Secret %s/%s lacks the label %s=true, which this operator requires before it sends a Secret's "+
+				"credentials anywhere: someone who may read that Secret labels it (kubectl label secret %s -n %s %s=true)",
+			s.conn.Namespace, ref, authv1alpha1.CredentialsOptInLabel, ref, s.conn.Namespace, authv1alpha1.CredentialsOptInLabel))
+	}
 	creds, missing := credentialsFrom(grant, secret)
 	if len(missing) > 0 {
 		return s.stall(authv1alpha1.CredentialsKeyMissingReason, fmt.Sprintf(
@@ -204,6 +238,9 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 		if err != nil {
 			return ctrl.Result{}, err
 		}
+		if caSecret != nil {
+			s.secretVersions += "/" + caSecret.ResourceVersion
+		}
 		caCert, problem := caCertFrom(caSecret)
 		if problem != "" {
 			return s.stall(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
@@ -216,8 +253,8 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 }
 
 // reconcileToken runs the policy chain and, only when a policy fires, asks Mautic for a new token
-// (Basic: verifies the credentials). Sets Stalled for configuration errors (no retry until the spec
-// or a Secret changes) and Reconciling for transient ones (retried with backoff while the current
+// (Basic: verifies the credentials). Sets Stalled for configuration errors (retried at once when
+// the spec or a Secret changes, else on a slow timer) and Reconciling for transient ones (retried with backoff while the current
 // token stays published). Sets Stalled with TokenSecretConflict when the token Secret's name is taken.
 func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scope) (ctrl.Result, error) {
 	live, conflict, err := r.readTokenSecret(ctx, s.conn)
@@ -241,12 +278,12 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		TokenSecretModified:       modified,
 		CredentialsHash:           s.credentialsHash,
 		ConnectionHash:            s.connectionHash,
-		RefreshRequest:            s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation],
+		RefreshRequest:            refreshRequest(s.conn),
 		LastHandledRefreshRequest: s.conn.Status.LastHandledRefreshRequest,
 	}
 	if known != nil {
 		in.Issued = &known.Issued
-		in.RenewAt = renewAtFor(s.conn, known, s.refreshTokenIssuedAt)
+		in.RenewAt = s.renewAt(known)
 		if known.RefreshRequest == in.RefreshRequest {
 			// Handled by the token we know, whatever a stale cached status says.
 			in.LastHandledRefreshRequest = known.RefreshRequest
@@ -255,6 +292,14 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 	reason, message, needed := token.NewTokenNeeded.Evaluate(in)
 	if !needed {
 		return ctrl.Result{}, nil
+	}
+	if known != nil && s.now.Before(known.IssuedAt.Add(s.minTokenInterval)) {
+		// Whatever the spec or the server says, one token request per interval: a tiny lifetime,
+		// expires_in: 1 or a spec edited in a loop cannot make this connection hammer Mautic or
+		// spend the manager's API budget.
+		wait := known.IssuedAt.Add(s.minTokenInterval).Sub(s.now)
+		logf.FromContext(ctx).V(1).Info("Token wanted sooner than the minimum interval; waiting", "reason", reason, "after", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	s.requestReason, s.requestMessage = reason, message
 	logf.FromContext(ctx).Info("Requesting a new token", "reason", reason, "grant", s.conn.EffectiveGrant())
@@ -312,7 +357,7 @@ func (r *MauticConnectionReconciler) reconcileTokenSecret(ctx context.Context, s
 // Basic credentials have no token endpoint: they are verified against the API instead.
 // AuthorizationCode spends and rotates the stored refresh token (see refreshWithRotation).
 func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) (*issuedToken, *mautic.VerifyResult, error) {
-	site := mautic.Site{BaseURL: s.baseURL, CACert: s.caCert}
+	site := mautic.Site{BaseURL: s.baseURL, CACert: s.caCert, AllowInsecureHTTP: s.conn.Spec.AllowInsecureHTTP}
 	issued := token.Issued{IssuedAt: s.now, CredentialsHash: s.credentialsHash, ConnectionHash: s.connectionHash}
 
 	grant := s.conn.EffectiveGrant()
@@ -350,6 +395,13 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 	if err != nil {
 		return nil, nil, err
 	}
+	// Checked only now, after a rotated refresh token in the same answer was persisted: an access
+	// token with a CR LF would inject headers into every workload that builds one from it.
+	if err := mautic.CheckAccessToken(obtained.AccessToken); err != nil {
+		return nil, nil, &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.RequestRejectedReason, message: fmt.Sprintf(
+			"the token endpoint issued an access token that cannot be published (%v): check that spec.url and spec.tokenPath "+
+				"point at the OAuth2 server", err)}
+	}
 
 	lifetime := obtained.ExpiresIn
 	if lifetime <= 0 {
@@ -385,6 +437,12 @@ func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, 
 	case errors.Is(err, errShuttingDown):
 		logf.FromContext(ctx).V(1).Info("Not starting a refresh: the manager is shutting down")
 		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
+	}
+	if retryAfter, busy := mautic.IsHostBusy(err); busy {
+		// Nothing was sent: the host has enough requests in flight, or its circuit is open. The
+		// worker moves on to another connection instead of waiting.
+		logf.FromContext(ctx).V(1).Info("Mautic host busy; requeued", "reason", err.Error(), "after", retryAfter)
+		return ctrl.Result{RequeueAfter: retryAfter + token.Jitter(string(s.conn.UID), retryAfter)}, nil
 	}
 	f := describeFailure(s, err)
 	s.failure = f
@@ -457,6 +515,16 @@ func (r *MauticConnectionReconciler) readSecret(ctx context.Context, namespace, 
 	return secret, nil
 }
 
+// renewAt returns when t is due for renewal, never sooner than the minimum interval between token
+// requests after it was issued.
+func (s *scope) renewAt(t *issuedToken) time.Time {
+	renewAt := renewAtFor(s.conn, t, s.refreshTokenIssuedAt)
+	if earliest := t.IssuedAt.Add(s.minTokenInterval); renewAt.Before(earliest) {
+		return earliest
+	}
+	return renewAt
+}
+
 // renewAtFor returns when t is due for renewal under the connection's refresh settings, with the
 // connection's own jitter. For AuthorizationCode it is also early enough that the refresh token,
 // issued at refreshTokenIssuedAt, never lapses, however long the access tokens live.
@@ -476,10 +544,57 @@ func renewAtFor(conn *authv1alpha1.MauticConnection, t *issuedToken, refreshToke
 }
 
 // event emits a Kubernetes event on the connection when a recorder is configured.
+// The note is cut to fit: the API server refuses an event whose note exceeds 1 KiB, and a long
+// warning would otherwise vanish.
 func (r *MauticConnectionReconciler) event(conn *authv1alpha1.MauticConnection, eventType, reason, action, note string, args ...any) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(conn, nil, eventType, reason, action, note, args...)
+		r.Recorder.Eventf(conn, nil, eventType, reason, action, "%s", clipNote(fmt.Sprintf(note, args...)))
 	}
+}
+
+// maxRefreshRequestBytes bounds the refresh request the status records (its field has a maxLength).
+const maxRefreshRequestBytes = 128
+
+// refreshRequest returns the refresh-requested-at annotation's value as the status records it: a
+// value longer than maxRefreshRequestBytes stands for itself by its digest.
+func refreshRequest(conn *authv1alpha1.MauticConnection) string {
+	value := conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation]
+	if len(value) <= maxRefreshRequestBytes {
+		return value
+	}
+	return "sha256:" + hashOf(value)
+}
+
+// maxEventNoteBytes is the longest note the API server accepts on an event.
+const maxEventNoteBytes = 1024
+
+// clipNote cuts note to maxEventNoteBytes on a rune boundary, marking the cut with "…".
+func clipNote(note string) string {
+	if len(note) <= maxEventNoteBytes {
+		return note
+	}
+	const ellipsis = "…"
+	cut := maxEventNoteBytes - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(note[cut]) {
+		cut--
+	}
+	return note[:cut] + ellipsis
+}
+
+// retryConfiguration schedules the next attempt after a configuration failure on a slow timer that
+// backs off (see configurationRetries), and says when in the failure's message: a fix made in Mautic
+// then heals the connection without anyone touching Kubernetes.
+func (r *MauticConnectionReconciler) retryConfiguration(ctx context.Context, s *scope) ctrl.Result {
+	first := r.ConfigurationRetry
+	if first <= 0 {
+		first = DefaultConfigurationRetry
+	}
+	inputs := fmt.Sprintf("%d/%s/%s/%s", s.conn.Generation, s.secretVersions,
+		s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation], s.failure.reason)
+	delay := r.retries.next(client.ObjectKeyFromObject(s.conn), inputs, first)
+	s.failure.message = fmt.Sprintf("%s (next attempt at %s)", s.failure.message, formatTime(s.now.Add(delay)))
+	logf.FromContext(ctx).V(1).Info("Retrying a configuration failure later", "reason", s.failure.reason, "after", delay)
+	return ctrl.Result{RequeueAfter: delay}
 }
 
 // serverClock returns the API server's clock, or the reconciler's when none is configured.
@@ -498,6 +613,21 @@ func (r *MauticConnectionReconciler) pendingStore() *pending.Store {
 		}
 	})
 	return r.Pending
+}
+
+// DefaultMinTokenInterval is the default least time between two token requests of one connection.
+const DefaultMinTokenInterval = time.Minute
+
+// minTokenInterval returns the least time between two token requests of one connection.
+func (r *MauticConnectionReconciler) minTokenInterval() time.Duration {
+	switch {
+	case r.MinTokenInterval < 0:
+		return 0
+	case r.MinTokenInterval == 0:
+		return DefaultMinTokenInterval
+	default:
+		return r.MinTokenInterval
+	}
 }
 
 // mauticTimeout returns the Mautic client's timeout per request.

@@ -33,6 +33,8 @@ type statusFacts struct {
 	mauticVersion string
 	// refreshRequest is the refresh-requested-at annotation's value.
 	refreshRequest string
+	// minTokenInterval is the least time between two token requests.
+	minTokenInterval time.Duration
 }
 
 // facts gathers the scope's facts for computeStatus.
@@ -44,10 +46,12 @@ func (s *scope) facts(clean bool) statusFacts {
 		current:        s.current,
 		issuedNow:      s.issuedNow,
 		failure:        s.failure,
-		refreshRequest: s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation],
+		refreshRequest: refreshRequest(s.conn),
+
+		minTokenInterval: s.minTokenInterval,
 	}
 	if s.current != nil {
-		f.renewAt = renewAtFor(s.conn, s.current, s.refreshTokenIssuedAt)
+		f.renewAt = s.renewAt(s.current)
 	}
 	if s.conn.EffectiveGrant() == authv1alpha1.GrantAuthorizationCode && !s.refreshTokenIssuedAt.IsZero() {
 		f.refreshTokenExpiresAt = s.refreshTokenIssuedAt.Add(refreshTokenLifetime(s.conn))
@@ -57,6 +61,9 @@ func (s *scope) facts(clean bool) statusFacts {
 	}
 	return f
 }
+
+// maxMauticVersionBytes is the maxLength of status.mauticVersion.
+const maxMauticVersionBytes = 64
 
 // computeStatus writes the whole status from facts.
 func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
@@ -69,7 +76,7 @@ func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
 	}
 	setTokenTimes(status, f)
 	setFailureCounters(status, f)
-	if f.mauticVersion != "" {
+	if f.mauticVersion != "" && len(f.mauticVersion) <= maxMauticVersionBytes {
 		status.MauticVersion = f.mauticVersion
 	}
 	if f.issuedNow {
@@ -133,6 +140,10 @@ func setReadyCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
 		ready.Message = fmt.Sprintf("%s; next refresh at %s", capitalised(validityPhrase(f.current)), formatTime(f.renewAt))
 		if f.current.TokenType == tokenTypeBasic {
 			ready.Message = fmt.Sprintf("Credentials verified at %s; next check at %s", formatTime(f.current.IssuedAt), formatTime(f.renewAt))
+		}
+		if lifetime := f.current.ExpiresAt.Sub(f.current.IssuedAt); !f.current.ExpiresAt.IsZero() && lifetime < f.minTokenInterval {
+			ready.Message += fmt.Sprintf("; the server's tokens live %s, less than the %s the operator waits between token "+
+				"requests, so the published token is expired part of the time", lifetime, f.minTokenInterval)
 		}
 	case f.current != nil && f.failure != nil:
 		ready.Status, ready.Reason = metav1.ConditionFalse, authv1alpha1.TokenExpiredReason

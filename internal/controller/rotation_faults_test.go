@@ -115,6 +115,7 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 	g.Eventually(func() bool { return e.mautic.AccessTokenValid(accessToken(e.tokenSecret())) }).WithTimeout(20 * time.Second).
 		Should(BeTrue())
 	e.watchRotation(refreshes+4, 60*time.Second)
+	e.stop() // every refresh in flight ends, persisted
 	files, _ := os.ReadDir(pendingDir)
 	g.Expect(files).To(BeEmpty(), "the replayed token is removed from the pending directory")
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
@@ -253,5 +254,13 @@ func tokenDataEqual(live *corev1.Secret, t *issuedToken) bool {
 
 // labelsSelectorManaged selects the Secrets the operator writes.
 func labelsSelectorManaged() labels.Selector {
-	return labels.SelectorFromSet(labels.Set{authv1alpha1.ManagedByLabel: authv1alpha1.ManagedByValue})
+	managed, err := labels.NewRequirement(authv1alpha1.ManagedByLabel, selection.Equals, []string{authv1alpha1.ManagedByValue})
+	if err != nil {
+		panic(err) // constant keys and values
+	}
+	connection, err := labels.NewRequirement(authv1alpha1.ConnectionLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*managed, *connection)
 }

@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -63,7 +64,7 @@ func (r *MauticConnectionReconciler) SetupWithManager(ctx context.Context, mgr c
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.MauticConnection{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+			predicate.Or(predicate.GenerationChangedPredicate{}, refreshRequestChanged))).
 		Owns(&corev1.Secret{}).
 		WatchesRawSource(source.Kind(credentialsCache, secretMetadata,
 			handler.TypedEnqueueRequestsFromMapFunc(r.connectionsReading))).
@@ -72,9 +73,71 @@ func (r *MauticConnectionReconciler) SetupWithManager(ctx context.Context, mgr c
 		Complete(r)
 }
 
-// ManagedSecretsCacheOptions restricts the manager's Secret cache to the Secrets the operator writes.
+// refreshRequestChanged lets through an update that changed the refresh-requested-at annotation: of
+// all annotation changes (GitOps tools write their own all the time), only that one matters.
+var refreshRequestChanged = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if e.ObjectOld == nil || e.ObjectNew == nil {
+			return false
+		}
+		key := authv1alpha1.RefreshRequestedAtAnnotation
+		return e.ObjectOld.GetAnnotations()[key] != e.ObjectNew.GetAnnotations()[key]
+	},
+}
+
+// ManagedSecretsCacheOptions restricts the manager's Secret cache to the Secrets the operator
+// writes: selected by its labels, and, since anyone who may create Secrets can set those labels,
+// kept whole only when a MauticConnection controls them and they are as small as a token Secret or
+// a state Secret ever is. Any other Secret is cached as bare metadata, so that Secrets tenants label
+// cannot make the manager's memory grow with their contents.
 func ManagedSecretsCacheOptions() cache.ByObject {
-	return cache.ByObject{Label: labelsSelectorManaged()}
+	return cache.ByObject{Label: labelsSelectorManaged(), Transform: trimUnmanagedSecret}
+}
+
+// maxManagedSecretBytes bounds the data and annotations of a Secret the cache keeps whole: a token
+// or state Secret holds a few kilobytes at most.
+const maxManagedSecretBytes = 64 << 10
+
+// trimUnmanagedSecret keeps a cached Secret whole when a MauticConnection controls it and it is
+// small, and otherwise only its identity, labels and owner references.
+func trimUnmanagedSecret(in any) (any, error) {
+	secret, ok := in.(*corev1.Secret)
+	if !ok {
+		return in, nil
+	}
+	secret.ManagedFields = nil
+	if controlledByConnection(secret) && secretBytes(secret) <= maxManagedSecretBytes {
+		return secret, nil
+	}
+	return &corev1.Secret{
+		TypeMeta: secret.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: secret.Name, Namespace: secret.Namespace, UID: secret.UID, ResourceVersion: secret.ResourceVersion,
+			Labels: secret.Labels, OwnerReferences: secret.OwnerReferences,
+		},
+		Type: secret.Type,
+	}, nil
+}
+
+// controlledByConnection reports whether a MauticConnection is the controller of secret.
+func controlledByConnection(secret *corev1.Secret) bool {
+	owner := metav1.GetControllerOf(secret)
+	return owner != nil && owner.Kind == "MauticConnection" && owner.APIVersion == authv1alpha1.GroupVersion.String()
+}
+
+// secretBytes is the size of a Secret's data and annotations.
+func secretBytes(secret *corev1.Secret) int {
+	size := 0
+	for k, v := range secret.Data {
+		size += len(k) + len(v)
+	}
+	for k, v := range secret.StringData {
+		size += len(k) + len(v)
+	}
+	for k, v := range secret.Annotations {
+		size += len(k) + len(v)
+	}
+	return size
 }
 
 // connectionsReading maps a Secret to the connections in its namespace that read it.

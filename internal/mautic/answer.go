@@ -9,10 +9,6 @@ import (
 	"strings"
 )
 
-// maxRecoveredTokenBytes bounds a refresh token recovered from an unusable answer (Mautic's are
-// under 100 bytes).
-const maxRecoveredTokenBytes = 4096
-
 // tokenAnswer is a token endpoint answer as guardedTransport read it.
 type tokenAnswer struct {
 	// grant is the grant of the request.
@@ -27,6 +23,8 @@ type tokenAnswer struct {
 	readErr error
 	// limit is the body size limit, Options.MaxBodyBytes.
 	limit int64
+	// secrets are the request's secrets and the answer's tokens, redacted from what errors quote.
+	secrets *redactor
 }
 
 // successful reports whether the status is 2xx.
@@ -43,7 +41,9 @@ func (a *tokenAnswer) mayHaveRotated() bool {
 // token reads the answer leniently. A usable 2xx answer gives the Token (with presented as its
 // refresh token when a refresh_token grant's answer holds none: the server does not rotate). An
 // error answer gives *Error; anything else *UnexpectedResponseError, or *UnusableAnswerError for
-// a 2xx answer to a refresh_token grant.
+// a 2xx answer to a refresh_token grant. A new refresh token that fails CheckRefreshToken makes
+// the answer unusable, with no refresh token recovered: it could be neither stored nor sent back
+// safely. The access token is not checked here (see CheckAccessToken).
 func (a *tokenAnswer) token(presented string) (*Token, error) {
 	body := a.body
 	tooLarge := int64(len(body)) > a.limit
@@ -82,6 +82,15 @@ func (a *tokenAnswer) token(presented string) (*Token, error) {
 	if !ok {
 		return nil, a.unusable(body, "a refresh_token that is not a string")
 	}
+	if refreshToken != "" {
+		if err := CheckRefreshToken(refreshToken); err != nil {
+			unexpected := a.unexpected("a refresh_token that cannot be stored (" + invalidTokenReason(err) + ")")
+			if !a.mayHaveRotated() {
+				return nil, unexpected
+			}
+			return nil, &UnusableAnswerError{UnexpectedResponseError: unexpected, Grant: a.grant}
+		}
+	}
 	if refreshToken == "" && a.grant == GrantRefreshToken {
 		refreshToken = presented
 	}
@@ -93,18 +102,31 @@ func (a *tokenAnswer) token(presented string) (*Token, error) {
 	}, nil
 }
 
+// learnTokens adds the tokens the answer holds to the secrets an error must not quote. It is
+// called when the answer gives an error, before any server text is put in it.
+func (a *tokenAnswer) learnTokens() {
+	a.secrets.add(answerTokens(a.body)...)
+}
+
 // errorAnswer reads an error answer into *Error.
 func (a *tokenAnswer) errorAnswer(body []byte) *Error {
-	parsed := parseErrorBody(OpToken, a.statusCode, body)
+	a.learnTokens()
+	parsed := parseRedactedErrorBody(OpToken, a.statusCode, body, a.secrets)
 	parsed.Grant = a.grant
 	return parsed
+}
+
+// unexpected describes the answer with detail, as an *UnexpectedResponseError.
+func (a *tokenAnswer) unexpected(detail string) *UnexpectedResponseError {
+	a.learnTokens()
+	return &UnexpectedResponseError{Op: OpToken, StatusCode: a.statusCode, ContentType: serverContentType(a.contentType, a.secrets), Detail: detail}
 }
 
 // unusable describes an answer that cannot be used: *UnusableAnswerError, with the refresh token
 // recovered from body, when the server may have rotated the refresh token, else
 // *UnexpectedResponseError.
 func (a *tokenAnswer) unusable(body []byte, detail string) error {
-	unexpected := &UnexpectedResponseError{Op: OpToken, StatusCode: a.statusCode, ContentType: a.contentType, Detail: detail}
+	unexpected := a.unexpected(detail)
 	if !a.mayHaveRotated() {
 		return unexpected
 	}
@@ -132,8 +154,7 @@ var refreshTokenPattern = regexp.MustCompile(`"refresh_token"\s*:\s*("(?:[^"\\\x
 // the top-level "refresh_token" of a JSON object; else the refresh_token of a form-encoded body
 // (one that does not start like JSON or markup); else, when the body is not valid JSON (cut
 // short, malformed, wrapped in a page), the first "refresh_token": "..." pair found in it. Only a
-// plausible token is returned: 1 to maxRecoveredTokenBytes printable ASCII characters, as
-// RFC 6749 allows.
+// token that passes CheckRefreshToken is returned, as for a usable answer.
 func recoverRefreshToken(body []byte) string {
 	var fields map[string]json.RawMessage
 	if json.Unmarshal(body, &fields) == nil {
@@ -160,15 +181,10 @@ func recoverRefreshToken(body []byte) string {
 	return ""
 }
 
-// plausibleToken returns s when it can be a refresh token (RFC 6749's 1*VSCHAR, bounded), else "".
+// plausibleToken returns s when it passes CheckRefreshToken, else "".
 func plausibleToken(s string) string {
-	if s == "" || len(s) > maxRecoveredTokenBytes {
+	if CheckRefreshToken(s) != nil {
 		return ""
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return ""
-		}
 	}
 	return s
 }

@@ -18,7 +18,7 @@ import (
 // refreshRequest is a refresh_token request for app on s.
 func refreshRequest(s *mautictest.Server, app mautictest.ClientApp, refreshToken string) TokenRequest {
 	return TokenRequest{
-		Site:         Site{BaseURL: s.URL()},
+		Site:         Site{BaseURL: s.URL(), AllowInsecureHTTP: true},
 		Grant:        GrantRefreshToken,
 		ClientID:     app.ID,
 		ClientSecret: app.Secret,
@@ -99,6 +99,7 @@ func TestTokenForm(t *testing.T) {
 				answerWith(http.StatusOK, "application/json", `{"access_token":"at","token_type":"bearer"}`)(w, r)
 			})
 			tc.req.BaseURL = srv.URL + "/index.php"
+			tc.req.AllowInsecureHTTP = true
 			_, err := New(fastOptions()).Token(context.Background(), tc.req)
 			g.Expect(err).NotTo(HaveOccurred())
 			mu.Lock()
@@ -179,7 +180,7 @@ func TestTokenLenientAnswers(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 			srv := rawServer(t, answerWith(http.StatusOK, tc.contentType, tc.body))
-			req := TokenRequest{Site: Site{BaseURL: srv.URL}, Grant: tc.grant, ClientID: "1_a", ClientSecret: "s3cret",
+			req := TokenRequest{Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: tc.grant, ClientID: "1_a", ClientSecret: "s3cret",
 				RefreshToken: "rt-presented", Code: "code", RedirectURI: "http://127.0.0.1:8085/callback"}
 			tok, err := New(fastOptions()).Token(context.Background(), req)
 			g.Expect(err).NotTo(HaveOccurred())
@@ -305,7 +306,7 @@ func TestTokenUnusableRefreshAnswers(t *testing.T) {
 			opts := fastOptions()
 			opts.MaxBodyBytes = 1024
 			_, err := New(opts).Token(context.Background(), TokenRequest{
-				Site: Site{BaseURL: srv.URL}, Grant: GrantRefreshToken, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-presented",
+				Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: GrantRefreshToken, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-presented",
 			})
 			var unusable *UnusableAnswerError
 			g.Expect(errors.As(err, &unusable)).To(BeTrue(), "%T %v", err, err)
@@ -351,7 +352,7 @@ func TestTokenUnusableAnswersOfOtherGrants(t *testing.T) {
 			g := NewWithT(t)
 			srv := rawServer(t, tc.handler)
 			_, err := New(fastOptions()).Token(context.Background(), TokenRequest{
-				Site: Site{BaseURL: srv.URL}, Grant: tc.grant, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-presented",
+				Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: tc.grant, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-presented",
 				Username: "u", Password: "p", Code: "c", RedirectURI: "http://127.0.0.1:8085/callback",
 			})
 			var unexpected *UnexpectedResponseError
@@ -370,7 +371,7 @@ func TestTokenBodyCutShortOfOtherGrants(t *testing.T) {
 	g := NewWithT(t)
 	srv := rawServer(t, cutShort(`{"access_token":"at","expires_in":3600`))
 	_, err := New(fastOptions()).Token(context.Background(), TokenRequest{
-		Site: Site{BaseURL: srv.URL}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s3cret",
+		Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s3cret",
 	})
 	g.Expect(err).To(MatchError(HavePrefix("Mautic token endpoint request to " + srv.URL + "/oauth/v2/token failed: reading the answer: ")))
 	g.Expect(Classify(err)).To(Equal(ClassTransient))
@@ -499,14 +500,17 @@ func TestTokenAmbiguousFaults(t *testing.T) {
 
 func TestRecoverRefreshToken(t *testing.T) {
 	t.Parallel()
-	long := strings.Repeat("x", maxRecoveredTokenBytes)
+	long := strings.Repeat("x", MaxRefreshTokenBytes)
 	cases := []struct {
 		name string
 		body string
 		want string
 	}{
 		{"JSON object", `{"refresh_token":"rt"}`, "rt"},
-		{"JSON object, escapes", `{"refresh_token":"a\/b\u0020c"}`, "a/b c"},
+		{"JSON object, escapes", `{"refresh_token":"a\/b\u002bc"}`, "a/b+c"},
+		{"JSON object, space", `{"refresh_token":"a\/b\u0020c"}`, ""},
+		{"JSON object, padding", `{"refresh_token":"YWJj=="}`, "YWJj=="},
+		{"JSON object, padding inside", `{"refresh_token":"YW=Jj"}`, ""},
 		{"JSON object, nested only", `{"data":{"refresh_token":"rt"}}`, ""},
 		{"JSON object, empty", `{"refresh_token":""}`, ""},
 		{"JSON object, number", `{"refresh_token":12}`, ""},

@@ -1,9 +1,12 @@
 // Package mautic is the client for Mautic's OAuth2 token endpoint and API. It sends token
 // requests as form POSTs of its own (client id and secret in the body) and reads the answers
 // leniently (expires_in as a number, a fractional number or a string), reads Mautic's and
-// RFC 6749's error answers into *Error, refuses answers that are not JSON, link-local targets,
-// redirects and oversized bodies, limits requests per host, and classifies every error as
-// transient, configuration or reauthorization.
+// RFC 6749's error answers into *Error, refuses answers that are not JSON, plain http unless
+// allowed, link-local, metadata and other denied targets (also behind a proxy), redirects and
+// oversized bodies, limits requests in flight and their rate per host and keeps a circuit breaker
+// per host, all without blocking (*HostBusyError), redacts the request's secrets from everything
+// the server sends back that an error quotes, and classifies every error as transient,
+// configuration or reauthorization.
 //
 // Mautic rotates refresh tokens: a refresh_token grant deletes the presented refresh token in the
 // request that issues the new one. So a 2xx refresh answer that cannot be used is an
@@ -19,24 +22,30 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 )
 
 // Client talks to one or more Mautic sites. Safe for concurrent use.
 type Client interface {
 	// Token obtains an access token with req.Grant. A 2xx answer to a refresh_token grant that
-	// cannot be used is an *UnusableAnswerError (the server may have rotated the refresh token);
-	// IsAmbiguous tells the failures that leave unknown whether the server acted on the request.
+	// cannot be used is an *UnusableAnswerError (the server may have rotated the refresh token),
+	// and so is one whose new refresh token fails CheckRefreshToken; IsAmbiguous tells the
+	// failures that leave unknown whether the server acted on the request. The access token is
+	// returned as the server sent it: check it with CheckAccessToken before using or publishing
+	// it (after keeping a rotated refresh token). A busy host gives a *HostBusyError at once.
 	Token(ctx context.Context, req TokenRequest) (*Token, error)
-	// Verify calls an authenticated API path (default DefaultVerifyPath) with an Authorization header value.
+	// Verify calls an authenticated API path (default DefaultVerifyPath) with an Authorization
+	// header value. A busy host gives a *HostBusyError at once.
 	Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, error)
 }
 
@@ -68,6 +77,9 @@ type Site struct {
 	BaseURL string
 	// CACert is an optional PEM bundle trusted in addition to the system roots.
 	CACert []byte
+	// AllowInsecureHTTP permits a plain http:// BaseURL, over which credentials and tokens travel
+	// unencrypted. Without it, Token and Verify refuse such a URL with a *ConfigError.
+	AllowInsecureHTTP bool
 }
 
 // TokenRequest asks for an access token with one grant.
@@ -121,9 +133,14 @@ type VerifyRequest struct {
 
 // VerifyResult is what a successful Verify learned about the site.
 type VerifyResult struct {
-	// MauticVersion is the Mautic-Version response header, "" when absent.
+	// MauticVersion is the Mautic-Version response header when it looks like a version (see
+	// mauticVersionPattern: at most 64 letters, digits and ".+-_") and holds no secret of the
+	// request; "" when absent or not.
 	MauticVersion string
 }
+
+// mauticVersionPattern is what a Mautic-Version header must look like to be kept.
+var mauticVersionPattern = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z.+\-_]{0,63}$`)
 
 // BearerAuthorization returns the Authorization header value for an access token. The word
 // "Bearer" is capitalised: Mautic matches it case-sensitively.
@@ -145,37 +162,70 @@ const (
 	DefaultUserAgent         = "mautic-operator"
 )
 
+// Resolver resolves host names to addresses; *net.Resolver implements it.
+type Resolver interface {
+	// LookupNetIP looks up host; network is "ip", "ip4" or "ip6".
+	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
+}
+
 // Options configure a Client. The zero value gives the defaults.
 type Options struct {
 	// Timeout bounds each request; default DefaultTimeout.
 	Timeout time.Duration
 	// MaxBodyBytes limits a response body; default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// AllowLinkLocal allows link-local (169.254/16, fe80::/10) and cloud metadata targets
-	// (169.254.169.254, fd00:ec2::254, metadata.google.internal). They are refused by default,
-	// checked at dial time on the resolved IP so that DNS tricks don't bypass it.
+	// AllowLinkLocal allows every target: it turns off the DenyTargetCIDRs ranges and the cloud
+	// metadata host names (metadata.google.internal, metadata.goog), which are refused by default.
 	AllowLinkLocal bool
-	// RequestsPerSecond is the per-host token-bucket limit; default DefaultRequestsPerSecond,
+	// DenyTargetCIDRs are the address ranges refused as targets, also when embedded in an
+	// IPv4-mapped or NAT64 address; nil means DefaultDenyTargetCIDRs(), an empty slice none (the
+	// metadata host names stay refused). They are checked at dial time on the address dialled,
+	// so that DNS tricks don't bypass it; when a proxy is used, the target's name is resolved
+	// (Resolver) and refused before the proxy is contacted if any of its addresses is denied.
+	DenyTargetCIDRs []netip.Prefix
+	// Proxy picks the proxy for a request, as http.Transport.Proxy; default
+	// http.ProxyFromEnvironment (HTTPS_PROXY, HTTP_PROXY, NO_PROXY).
+	Proxy func(*http.Request) (*url.URL, error)
+	// Resolver resolves a target's name when a proxy is used; default net.DefaultResolver.
+	Resolver Resolver
+	// MaxConcurrentPerHost is how many requests may be in flight to one host:port at once; a
+	// request past it fails at once with a *HostBusyError. Default DefaultMaxConcurrentPerHost,
 	// negative for no limit.
+	MaxConcurrentPerHost int
+	// RequestsPerSecond is the per-host token-bucket limit; a request past it fails at once with
+	// a *HostBusyError whose RetryAfter is when the bucket has a token again. Default
+	// DefaultRequestsPerSecond, negative for no limit.
 	RequestsPerSecond float64
 	// Burst is the per-host bucket size; default DefaultBurst.
 	Burst int
+	// CircuitFailureThreshold is how many timeouts or connection failures in a row open a host's
+	// circuit: requests then fail at once with a *HostBusyError for CircuitCoolDown, then one
+	// trial request goes through; its success closes the circuit, its failure opens it again for
+	// twice as long, up to CircuitMaxCoolDown. Default DefaultCircuitFailureThreshold, negative
+	// for no circuit breaker.
+	CircuitFailureThreshold int
+	// CircuitCoolDown is the first cool-down of an open circuit; default DefaultCircuitCoolDown.
+	CircuitCoolDown time.Duration
+	// CircuitMaxCoolDown caps the cool-down; default DefaultCircuitMaxCoolDown.
+	CircuitMaxCoolDown time.Duration
 	// UserAgent is sent with every request; default DefaultUserAgent.
 	UserAgent string
 	// Observe, when set, is called after every HTTP request, for metrics. statusCode is 0 on a
 	// transport error; grant is empty for OpVerify.
 	Observe func(op Op, grant Grant, statusCode int, d time.Duration)
-	// Clock measures durations for Observe; default the real clock.
+	// Clock measures durations for Observe and drives the per-host rate limits, circuit
+	// breakers and eviction of idle hosts; default the real clock.
 	Clock clock.PassiveClock
 }
 
 // client is the Client implementation.
 type client struct {
-	opts Options
+	opts  Options
+	deny  []netip.Prefix
+	hosts *hostGuard
 
 	mu          sync.Mutex
 	httpClients map[[32]byte]*http.Client
-	limiters    map[string]*rate.Limiter
 }
 
 // New returns a Client with opts, defaults filled in.
@@ -198,11 +248,58 @@ func New(opts Options) Client {
 	if opts.Clock == nil {
 		opts.Clock = clock.RealClock{}
 	}
+	if opts.MaxConcurrentPerHost == 0 {
+		opts.MaxConcurrentPerHost = DefaultMaxConcurrentPerHost
+	}
+	if opts.CircuitFailureThreshold == 0 {
+		opts.CircuitFailureThreshold = DefaultCircuitFailureThreshold
+	}
+	if opts.CircuitCoolDown <= 0 {
+		opts.CircuitCoolDown = DefaultCircuitCoolDown
+	}
+	if opts.CircuitMaxCoolDown <= 0 {
+		opts.CircuitMaxCoolDown = DefaultCircuitMaxCoolDown
+	}
+	if opts.Proxy == nil {
+		opts.Proxy = http.ProxyFromEnvironment
+	}
+	if opts.Resolver == nil {
+		opts.Resolver = net.DefaultResolver
+	}
+	deny := DefaultDenyTargetCIDRs()
+	if opts.DenyTargetCIDRs != nil {
+		deny = normalizePrefixes(opts.DenyTargetCIDRs)
+	}
+	opts.DenyTargetCIDRs = deny
 	return &client{
 		opts:        opts,
+		deny:        deny,
+		hosts:       newHostGuard(opts),
 		httpClients: map[[32]byte]*http.Client{},
-		limiters:    map[string]*rate.Limiter{},
 	}
+}
+
+// checkTarget refuses, before anything is sent or counted against the host, a plain http://
+// base URL unless the site allows it, and a base URL whose host is a denied literal address or a
+// metadata host name (guardedTransport checks again; names are checked when dialled or proxied).
+func (c *client) checkTarget(base string, site Site) error {
+	if strings.HasPrefix(base, "http://") && !site.AllowInsecureHTTP {
+		return &ConfigError{Field: "url", Message: "the URL uses plain http://, which would send credentials and tokens unencrypted: " +
+			"use an https:// URL, or set spec.allowInsecureHTTP: true if this is intended"}
+	}
+	if c.opts.AllowLinkLocal {
+		return nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return urlError("cannot parse the URL")
+	}
+	return checkTargetHost(c.deny, u.Hostname())
+}
+
+// tokenSecrets returns a redactor for the secrets a token request sends.
+func tokenSecrets(req TokenRequest) *redactor {
+	return newRedactor(req.ClientSecret, req.Password, req.RefreshToken, req.Code)
 }
 
 // Token implements Client.
@@ -214,22 +311,36 @@ func (c *client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkTarget(base, req.Site); err != nil {
+		return nil, err
+	}
 	hc, err := c.httpClient(req.CACert)
 	if err != nil {
 		return nil, err
 	}
 	tokenURL := base + cleanPath(req.TokenPath, DefaultTokenPath)
-
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
-	call := &callInfo{op: OpToken, grant: req.Grant}
-	ctx = withCall(ctx, call)
-
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(tokenForm(req).Encode()))
 	if err != nil {
 		return nil, &ConfigError{Field: "token path", Message: "cannot build the request: check the path"}
 	}
 	httpReq.Header.Set("Content-Type", formMediaType)
+
+	release, busy := c.hosts.acquire(hostKey(base))
+	if busy != nil {
+		return nil, busy
+	}
+	secrets := tokenSecrets(req)
+	tok, err := c.token(ctx, hc, httpReq, req, secrets)
+	release(requestOutcome(ctx, err))
+	return tok, redactError(err, secrets)
+}
+
+// token sends a token request and reads its answer. When it fails, the answer's tokens join secrets.
+func (c *client) token(ctx context.Context, hc *http.Client, httpReq *http.Request, req TokenRequest, secrets *redactor) (*Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	call := &callInfo{op: OpToken, grant: req.Grant, redactor: secrets}
+	httpReq = httpReq.WithContext(withCall(ctx, call))
 	resp, err := hc.Do(httpReq)
 	if err != nil {
 		return nil, unwrapTransportError(call, err)
@@ -245,10 +356,13 @@ func (c *client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 		body:        body,
 		readErr:     readErr,
 		limit:       c.opts.MaxBodyBytes,
+		secrets:     secrets,
 	}
 	if readErr != nil && !answer.mayHaveRotated() {
+		answer.learnTokens()
 		return nil, &requestError{
-			message:     fmt.Sprintf("%s request to %s failed: reading the answer: %v", OpToken.endpoint(), cleanTarget(tokenURL), readErr),
+			message: fmt.Sprintf("%s request to %s failed: reading the answer: %s",
+				OpToken.endpoint(), cleanTarget(httpReq.URL.String()), failureText(call, readErr)),
 			err:         readErr,
 			mayHaveSent: true,
 		}
@@ -335,20 +449,36 @@ func (c *client) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 	if err != nil {
 		return nil, err
 	}
+	if err := c.checkTarget(base, req.Site); err != nil {
+		return nil, err
+	}
 	hc, err := c.httpClient(req.CACert)
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
-	defer cancel()
-	call := &callInfo{op: OpVerify}
-	ctx = withCall(ctx, call)
-
 	httpReq, err := http.NewRequestWithContext(ctx, http.MethodGet, base+cleanPath(req.Path, DefaultVerifyPath), nil)
 	if err != nil {
 		return nil, &ConfigError{Field: "verify path", Message: "cannot build the request: check the path"}
 	}
 	httpReq.Header.Set("Authorization", req.Authorization)
+
+	release, busy := c.hosts.acquire(hostKey(base))
+	if busy != nil {
+		return nil, busy
+	}
+	secrets := newRedactor()
+	secrets.addAuthorization(req.Authorization)
+	result, err := c.verify(ctx, hc, httpReq, secrets)
+	release(requestOutcome(ctx, err))
+	return result, redactError(err, secrets)
+}
+
+// verify sends an API request and reads its answer.
+func (c *client) verify(ctx context.Context, hc *http.Client, httpReq *http.Request, secrets *redactor) (*VerifyResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	defer cancel()
+	call := &callInfo{op: OpVerify, redactor: secrets}
+	httpReq = httpReq.WithContext(withCall(ctx, call))
 	resp, err := hc.Do(httpReq)
 	if err != nil {
 		return nil, unwrapTransportError(call, err)
@@ -359,9 +489,18 @@ func (c *client) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 		return nil, unwrapTransportError(call, err)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return nil, parseErrorBody(OpVerify, resp.StatusCode, body)
+		return nil, parseRedactedErrorBody(OpVerify, resp.StatusCode, body, secrets)
 	}
-	return &VerifyResult{MauticVersion: resp.Header.Get("Mautic-Version")}, nil
+	return &VerifyResult{MauticVersion: mauticVersion(resp.Header.Get("Mautic-Version"), secrets)}, nil
+}
+
+// mauticVersion returns a Mautic-Version header value when it looks like a version and holds
+// no secret of the request, else "".
+func mauticVersion(header string, secrets *redactor) string {
+	if !mauticVersionPattern.MatchString(header) || secrets.contains(header) {
+		return ""
+	}
+	return header
 }
 
 // cleanPath returns p (or def when p is empty) with a leading "/".

@@ -44,7 +44,7 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 		b.Cleanup(server.Close)
 		app := server.NewClient("bench", true)
 		c := New(Options{RequestsPerSecond: -1})
-		req := TokenRequest{Site: Site{BaseURL: server.URL()}, Grant: GrantClientCredentials, ClientID: app.ID, ClientSecret: app.Secret}
+		req := TokenRequest{Site: Site{BaseURL: server.URL(), AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: app.ID, ClientSecret: app.Secret}
 		benchTokenRequests(b, c, req)
 		if got, want := server.TokenRequests(), b.N+1; got != want {
 			b.Fatalf("the server saw %d token requests, want %d", got, want)
@@ -59,7 +59,7 @@ func BenchmarkTokenClientCredentials(b *testing.B) {
 		}))
 		b.Cleanup(server.Close)
 		c := New(Options{RequestsPerSecond: -1})
-		req := TokenRequest{Site: Site{BaseURL: server.URL}, Grant: GrantClientCredentials, ClientID: "1_bench", ClientSecret: "secret"}
+		req := TokenRequest{Site: Site{BaseURL: server.URL, AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_bench", ClientSecret: "secret"}
 		benchTokenRequests(b, c, req)
 	})
 }

@@ -24,7 +24,7 @@ func fastOptions() Options {
 // ccRequest is a client_credentials request for app on s.
 func ccRequest(s *mautictest.Server, app mautictest.ClientApp) TokenRequest {
 	return TokenRequest{
-		Site:         Site{BaseURL: s.URL()},
+		Site:         Site{BaseURL: s.URL(), AllowInsecureHTTP: true},
 		Grant:        GrantClientCredentials,
 		ClientID:     app.ID,
 		ClientSecret: app.Secret,
@@ -78,7 +78,7 @@ func TestTokenSendsCredentialsInTheForm(t *testing.T) {
 		_, _ = w.Write([]byte(`{"access_token":"at","expires_in":"120","token_type":"Bearer","scope":null}`))
 	})
 	tok, err := New(fastOptions()).Token(context.Background(), TokenRequest{
-		Site: Site{BaseURL: srv.URL + "/"}, Grant: GrantClientCredentials, ClientID: "1_abc", ClientSecret: "s3cret",
+		Site: Site{BaseURL: srv.URL + "/", AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_abc", ClientSecret: "s3cret",
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(tok).To(Equal(&Token{AccessToken: "at", TokenType: "bearer", ExpiresIn: 2 * time.Minute}))
@@ -348,7 +348,7 @@ func TestTokenRawAnswers(t *testing.T) {
 				_, _ = w.Write([]byte(tc.body))
 			})
 			_, err := New(fastOptions()).Token(context.Background(), TokenRequest{
-				Site: Site{BaseURL: srv.URL}, Grant: GrantRefreshToken, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-secret",
+				Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: GrantRefreshToken, ClientID: "1_a", ClientSecret: "s3cret", RefreshToken: "rt-secret",
 			})
 			g.Expect(err).To(HaveOccurred())
 			tc.check(g, err)
@@ -443,10 +443,10 @@ func TestBodySizeLimit(t *testing.T) {
 	opts := fastOptions()
 	opts.MaxBodyBytes = 1024
 	c := New(opts)
-	_, err := c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: srv.URL}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
+	_, err := c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
 	expectUnexpected(200, "larger than 1024 bytes")(g, err)
 	g.Expect(Classify(err)).To(Equal(ClassTransient))
-	_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: srv.URL}, Authorization: BearerAuthorization("t")})
+	_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Authorization: BearerAuthorization("t")})
 	expectUnexpected(200, "larger than 1024 bytes")(g, err)
 }
 
@@ -460,7 +460,7 @@ func TestTokenRefreshRotation(t *testing.T) {
 	seeded := s.IssueRefreshToken(app.ID)
 	refresh := func(token string) (*Token, error) {
 		return c.Token(context.Background(), TokenRequest{
-			Site: Site{BaseURL: s.URL()}, Grant: GrantRefreshToken, ClientID: app.ID, ClientSecret: app.Secret, RefreshToken: token,
+			Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Grant: GrantRefreshToken, ClientID: app.ID, ClientSecret: app.Secret, RefreshToken: token,
 		})
 	}
 	first, err := refresh(seeded)
@@ -489,7 +489,7 @@ func TestTokenAuthorizationCode(t *testing.T) {
 	app := s.NewClient("cli", false)
 	code := s.IssueAuthorizationCode(app.ID, redirect)
 	tok, err := New(fastOptions()).Token(context.Background(), TokenRequest{
-		Site: Site{BaseURL: s.URL()}, Grant: GrantAuthorizationCode, ClientID: app.ID, ClientSecret: app.Secret,
+		Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Grant: GrantAuthorizationCode, ClientID: app.ID, ClientSecret: app.Secret,
 		Code: code, RedirectURI: redirect,
 	})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -568,7 +568,7 @@ func TestVerify(t *testing.T) {
 		{
 			name: "bearer",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization(token)}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization(token)}
 			},
 			version: "6.0.1",
 		},
@@ -577,7 +577,7 @@ func TestVerify(t *testing.T) {
 			setup: func(s *mautictest.Server, _ string) VerifyRequest {
 				s.AddUser("api", "pa55word")
 				s.SetBasicAuthEnabled(true)
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Path: "/api/users/self", Authorization: BasicAuthorization("api", "pa55word")}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Path: "/api/users/self", Authorization: BasicAuthorization("api", "pa55word")}
 			},
 			version: "6.0.1",
 		},
@@ -585,7 +585,7 @@ func TestVerify(t *testing.T) {
 			name: "basic disabled",
 			setup: func(s *mautictest.Server, _ string) VerifyRequest {
 				s.AddUser("api", "pa55word")
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BasicAuthorization("api", "pa55word")}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BasicAuthorization("api", "pa55word")}
 			},
 			status: 403, errType: "access_denied", message: mautictest.MessageBasicAuthDisabled, wantClass: ClassConfiguration,
 		},
@@ -594,7 +594,7 @@ func TestVerify(t *testing.T) {
 			setup: func(s *mautictest.Server, _ string) VerifyRequest {
 				s.AddUser("api", "other")
 				s.SetBasicAuthEnabled(true)
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BasicAuthorization("api", "pa55word")}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BasicAuthorization("api", "pa55word")}
 			},
 			status: 401, errType: "access_denied", message: mautictest.MessageBasicAuthInvalid, wantClass: ClassConfiguration,
 		},
@@ -602,28 +602,28 @@ func TestVerify(t *testing.T) {
 			name: "API disabled",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
 				s.SetAPIEnabled(false)
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization(token)}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization(token)}
 			},
 			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled, wantClass: ClassConfiguration,
 		},
 		{
 			name: "invalid token",
 			setup: func(s *mautictest.Server, _ string) VerifyRequest {
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization("forged-token")}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization("forged-token")}
 			},
 			status: 401, errType: "invalid_grant", message: mautictest.MessageInvalidAccessToken, wantClass: ClassConfiguration,
 		},
 		{
 			name: "lower-case bearer",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: "bearer " + token}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: "bearer " + token}
 			},
 			status: 401, errType: "access_denied", message: mautictest.MessageAccessDenied, wantClass: ClassConfiguration,
 		},
 		{
 			name: "path without /api redirects to the login page (a wrong path: configuration)",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Path: "users/self", Authorization: BearerAuthorization(token)}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Path: "users/self", Authorization: BearerAuthorization(token)}
 			},
 			status: 302, unexpected: true, wantClass: ClassConfiguration,
 		},
@@ -631,7 +631,7 @@ func TestVerify(t *testing.T) {
 			name: "HTML answer",
 			setup: func(s *mautictest.Server, token string) VerifyRequest {
 				s.InjectFault(mautictest.FaultHTML, 1)
-				return VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization(token)}
+				return VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization(token)}
 			},
 			status: 200, unexpected: true, wantClass: ClassTransient,
 		},
@@ -673,7 +673,7 @@ func TestVerifyRedirectIsNotFollowed(t *testing.T) {
 	s := mautictest.NewServer()
 	defer s.Close()
 	_, err := New(fastOptions()).Verify(context.Background(), VerifyRequest{
-		Site: Site{BaseURL: s.URL()}, Path: "/s/dashboard", Authorization: BearerAuthorization("t"),
+		Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Path: "/s/dashboard", Authorization: BearerAuthorization("t"),
 	})
 	g.Expect(err).To(MatchError(ContainSubstring(`HTTP 302 with content type "text/html; charset=utf-8", a redirect to "` + s.URL() + `/s/login"`)))
 	g.Expect(s.APIRequests()).To(BeZero())
@@ -734,9 +734,9 @@ func TestObserve(t *testing.T) {
 	c := New(opts)
 	tok, err := c.Token(context.Background(), ccRequest(s, app))
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization(tok.AccessToken)})
+	_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization(tok.AccessToken)})
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: "http://127.0.0.1:1"}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
+	_, err = c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: "http://127.0.0.1:1", AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(Classify(err)).To(Equal(ClassTransient))
 	mu.Lock()
@@ -756,7 +756,9 @@ func TestConcurrentTokens(t *testing.T) {
 	tlsServer := mautictest.NewTLSServer()
 	defer tlsServer.Close()
 	app, tlsApp := s.NewClient("crm", true), tlsServer.NewClient("crm", true)
-	c := New(fastOptions())
+	opts := fastOptions()
+	opts.MaxConcurrentPerHost = -1
+	c := New(opts)
 	var wg sync.WaitGroup
 	errs := make(chan error, 40)
 	for i := 0; i < 20; i++ {
@@ -781,4 +783,110 @@ func TestConcurrentTokens(t *testing.T) {
 	}
 	g.Expect(s.IssuedAccessTokens()).To(Equal(20))
 	g.Expect(tlsServer.IssuedAccessTokens()).To(Equal(20))
+}
+
+func TestVerifyMauticVersion(t *testing.T) {
+	t.Parallel()
+	const token = "AbCdEf123456"
+	cases := []struct {
+		name   string
+		header string // "" sends none
+		want   string
+	}{
+		{name: "plain", header: "5.2.1", want: "5.2.1"},
+		{name: "pre-release and build", header: "6.0.0-beta1+build_5", want: "6.0.0-beta1+build_5"},
+		{name: "longest", header: "5" + strings.Repeat(".0", 31) + "1", want: "5" + strings.Repeat(".0", 31) + "1"},
+		{name: "too long", header: "5" + strings.Repeat(".0", 32), want: ""},
+		{name: "absent", want: ""},
+		{name: "starts with a dot", header: ".5.2", want: ""},
+		{name: "space", header: "5.2.1 (Ubuntu)", want: ""},
+		{name: "markup", header: "<b>5</b>", want: ""},
+		{name: "200 KB", header: strings.Repeat("5", 200<<10), want: ""},
+		{name: "200 KB with terminal control characters", header: "5.2.1\x9b[31m\t" + strings.Repeat("A", 200<<10) + "\t\u009b[0m", want: ""},
+		{name: "the request's token", header: token, want: ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			srv := rawServer(t, func(w http.ResponseWriter, _ *http.Request) {
+				header := ""
+				if tc.header != "" {
+					header = "Mautic-Version: " + tc.header + "\r\n"
+				}
+				writeRaw(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n"+header+"\r\n{}")
+			})
+			result, err := New(fastOptions()).Verify(context.Background(), VerifyRequest{
+				Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Authorization: BearerAuthorization(token),
+			})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(result.MauticVersion).To(Equal(tc.want))
+		})
+	}
+	t.Run("ASCII control characters", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		for _, header := range []string{"5.2.1\x1b[31m", "5.2.1\x00", "5\n.2", "5.2.1\x7f", "5.2.1é"} {
+			g.Expect(mauticVersion(header, nil)).To(BeEmpty(), "%q", header)
+		}
+		g.Expect(mauticVersion("5.2.1", newRedactor(token))).To(Equal("5.2.1"))
+	})
+	t.Run("a header net/http refuses gives a bounded one-line error", func(t *testing.T) {
+		t.Parallel()
+		g := NewWithT(t)
+		srv := rawServer(t, func(w http.ResponseWriter, _ *http.Request) {
+			writeRaw(w, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nMautic-Version: 5\x1b[31m"+strings.Repeat("A", 200<<10)+"\x07\r\n\r\n{}")
+		})
+		_, err := New(fastOptions()).Verify(context.Background(), VerifyRequest{
+			Site: Site{BaseURL: srv.URL, AllowInsecureHTTP: true}, Authorization: BearerAuthorization(token),
+		})
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(len(err.Error())).To(BeNumerically("<", 1024))
+		g.Expect(err.Error()).NotTo(ContainSubstring("\x1b"))
+		g.Expect(err.Error()).NotTo(ContainSubstring("\n"))
+		g.Expect(Classify(err)).To(Equal(ClassTransient))
+	})
+}
+
+func TestPlainHTTPNeedsAllowInsecureHTTP(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		baseURL func(srv string) string
+		allow   bool
+		refused bool
+	}{
+		{name: "http refused", baseURL: func(srv string) string { return srv }, refused: true},
+		{name: "HTTP in capitals refused", baseURL: func(srv string) string { return strings.Replace(srv, "http://", "HTTP://", 1) }, refused: true},
+		{name: "http allowed", baseURL: func(srv string) string { return srv }, allow: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			s := mautictest.NewServer()
+			defer s.Close()
+			app := s.NewClient("crm", true)
+			site := Site{BaseURL: tc.baseURL(s.URL()), AllowInsecureHTTP: tc.allow}
+			c := New(fastOptions())
+			tok, tokenErr := c.Token(context.Background(), TokenRequest{Site: site, Grant: GrantClientCredentials, ClientID: app.ID, ClientSecret: app.Secret})
+			_, verifyErr := c.Verify(context.Background(), VerifyRequest{Site: site, Authorization: BearerAuthorization("t0ken")})
+			if !tc.refused {
+				g.Expect(tokenErr).NotTo(HaveOccurred())
+				_, verifyErr = c.Verify(context.Background(), VerifyRequest{Site: site, Authorization: BearerAuthorization(tok.AccessToken)})
+				g.Expect(verifyErr).NotTo(HaveOccurred())
+				return
+			}
+			for _, err := range []error{tokenErr, verifyErr} {
+				var configErr *ConfigError
+				g.Expect(errors.As(err, &configErr)).To(BeTrue(), "%T %v", err, err)
+				g.Expect(configErr.Field).To(Equal("url"))
+				g.Expect(configErr.Message).To(ContainSubstring("use an https:// URL, or set spec.allowInsecureHTTP: true"))
+				g.Expect(Classify(err)).To(Equal(ClassConfiguration))
+				g.Expect(IsAmbiguous(err)).To(BeFalse())
+			}
+			g.Expect(s.TokenRequests()).To(BeZero())
+			g.Expect(s.APIRequests()).To(BeZero())
+		})
+	}
 }

@@ -143,8 +143,9 @@ func (e *UnusableAnswerError) MayHaveRotated() bool {
 		e.StatusCode >= 200 && e.StatusCode < 300
 }
 
-// ForbiddenAddressError reports a target that resolved to a link-local or cloud metadata
-// address while such targets are not allowed (Options.AllowLinkLocal).
+// ForbiddenAddressError reports a target that is, or resolved to, an address in a denied range
+// (Options.DenyTargetCIDRs: link-local, unspecified and cloud metadata addresses by default), or
+// a cloud metadata host name, while such targets are not allowed (Options.AllowLinkLocal).
 type ForbiddenAddressError struct {
 	// Host is the host name the request was for.
 	Host string
@@ -158,8 +159,8 @@ func (e *ForbiddenAddressError) Error() string {
 	if e.IP != "" && e.IP != e.Host {
 		target += " at " + e.IP
 	}
-	return fmt.Sprintf("refusing to connect to %s: link-local and cloud metadata addresses are not allowed as Mautic targets "+
-		"unless the operator is started with them allowed", target)
+	return fmt.Sprintf("refusing to connect to %s: link-local, unspecified and cloud metadata addresses (and any other denied "+
+		"address range) are not allowed as Mautic targets unless the operator is started with them allowed", target)
 }
 
 // ConfigError reports a request that cannot be sent as given: a bad site URL, an unusable CA
@@ -215,7 +216,9 @@ var configurationTypes = map[string]bool{
 }
 
 // Classify tells whether err is transient, needs a person to fix the configuration, or needs
-// the connection to be authorized again. Unknown errors (and nil) are ClassTransient.
+// the connection to be authorized again. Unknown errors (and nil) are ClassTransient, and so are
+// *HostBusyError (retry after its RetryAfter) and *InvalidTokenError (the server may issue a
+// usable token next time).
 func Classify(err error) Class {
 	if err == nil {
 		return ClassTransient
@@ -252,9 +255,11 @@ func Classify(err error) Class {
 // timeout, a cancelled context, a refused target. It remembers whether the request may have
 // reached the server, for IsAmbiguous.
 type requestError struct {
-	// message names the endpoint and the failure; it never holds a credential.
+	// message names the endpoint and the failure; it never holds a credential: the request's
+	// secrets are redacted from the failure's text, which is bounded.
 	message string
-	// err is the failure, for errors.Is and errors.As.
+	// err is the failure, for errors.Is and errors.As. Its own text is as net/http made it, and
+	// may quote what the server sent: show Error(), never err's text.
 	err error
 	// mayHaveSent is true once a connection was handed the request: from then on the server may
 	// have received it, whatever happened next.
@@ -276,9 +281,10 @@ func (e *requestError) Unwrap() error { return e.err }
 //
 // It is false for nil, for answers that were read (*Error, *UnexpectedResponseError, an
 // *UnusableAnswerError with a recovered refresh token) and for failures before anything was
-// sent: *ConfigError, *ForbiddenAddressError, refused connections, DNS failures, TLS handshake
-// and certificate errors, and waits for the request limit. For an error not made by this
-// package's Client it judges by the kind of failure alone.
+// sent: *ConfigError, *ForbiddenAddressError, *HostBusyError, refused connections, DNS failures,
+// TLS handshake and certificate errors. It is false for an *InvalidTokenError (from
+// CheckAccessToken, after an answer was read). For an error not made by this package's Client it
+// judges by the kind of failure alone.
 func IsAmbiguous(err error) bool {
 	if err == nil {
 		return false
@@ -291,7 +297,10 @@ func IsAmbiguous(err error) bool {
 	var unexpected *UnexpectedResponseError
 	var configErr *ConfigError
 	var forbidden *ForbiddenAddressError
-	if errors.As(err, &mauticErr) || errors.As(err, &unexpected) || errors.As(err, &configErr) || errors.As(err, &forbidden) {
+	var busy *HostBusyError
+	var invalid *InvalidTokenError
+	if errors.As(err, &mauticErr) || errors.As(err, &unexpected) || errors.As(err, &configErr) || errors.As(err, &forbidden) ||
+		errors.As(err, &busy) || errors.As(err, &invalid) {
 		return false
 	}
 	var reqErr *requestError
@@ -360,7 +369,16 @@ func isCertificateError(err error) bool {
 // {"error":"...","error_description":"..."}, or Mautic's older {"error":{"message","code"}}.
 // A body it cannot read gives an *Error with only Op and StatusCode set.
 func parseErrorBody(op Op, statusCode int, body []byte) *Error {
+	return parseRedactedErrorBody(op, statusCode, body, nil)
+}
+
+// parseRedactedErrorBody is parseErrorBody with the secrets redacted from the type and the
+// message before they are clipped (so that no part of a secret survives at the cut).
+func parseRedactedErrorBody(op Op, statusCode int, body []byte, secrets *redactor) *Error {
 	result := &Error{Op: op, StatusCode: statusCode}
+	text := func(raw json.RawMessage, limit int) string {
+		return clip(secrets.redact(jsonString(raw)), limit)
+	}
 	var top map[string]json.RawMessage
 	if json.Unmarshal(body, &top) != nil {
 		return result
@@ -370,8 +388,8 @@ func parseErrorBody(op Op, statusCode int, body []byte) *Error {
 		if json.Unmarshal(raw, &list) == nil && len(list) > 0 {
 			var first map[string]json.RawMessage
 			if json.Unmarshal(list[0], &first) == nil {
-				result.Type = clip(jsonString(first["type"]), maxErrorTypeBytes)
-				result.Message = clip(jsonString(first["message"]), maxErrorMessageBytes)
+				result.Type = text(first["type"], maxErrorTypeBytes)
+				result.Message = text(first["message"], maxErrorMessageBytes)
 				result.Code = jsonInt(first["code"])
 				if result.Type != "" || result.Message != "" {
 					return result
@@ -380,14 +398,14 @@ func parseErrorBody(op Op, statusCode int, body []byte) *Error {
 		}
 	}
 	if raw, ok := top["error"]; ok {
-		if errorType := jsonString(raw); errorType != "" {
-			result.Type = clip(errorType, maxErrorTypeBytes)
-			result.Message = clip(jsonString(top["error_description"]), maxErrorMessageBytes)
+		if jsonString(raw) != "" {
+			result.Type = text(raw, maxErrorTypeBytes)
+			result.Message = text(top["error_description"], maxErrorMessageBytes)
 			return result
 		}
 		var object map[string]json.RawMessage
 		if json.Unmarshal(raw, &object) == nil {
-			result.Message = clip(jsonString(object["message"]), maxErrorMessageBytes)
+			result.Message = text(object["message"], maxErrorMessageBytes)
 			result.Code = jsonInt(object["code"])
 		}
 	}

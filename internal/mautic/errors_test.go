@@ -157,7 +157,18 @@ func TestErrorMessages(t *testing.T) {
 		{
 			name: "forbidden",
 			err:  &ForbiddenAddressError{Host: "evil.example.com", IP: "169.254.169.254"},
-			want: "refusing to connect to evil.example.com at 169.254.169.254: link-local and cloud metadata addresses are not allowed as Mautic targets unless the operator is started with them allowed",
+			want: "refusing to connect to evil.example.com at 169.254.169.254: link-local, unspecified and cloud metadata addresses " +
+				"(and any other denied address range) are not allowed as Mautic targets unless the operator is started with them allowed",
+		},
+		{
+			name: "host busy",
+			err:  &HostBusyError{Host: "m.example.com:443", Reason: HostBusyCircuitOpen, RetryAfter: 30 * time.Second},
+			want: "not sending a request to Mautic at m.example.com:443: circuit open; retry after 30s",
+		},
+		{
+			name: "invalid token",
+			err:  &InvalidTokenError{Kind: AccessTokenKind, Reason: "it is empty"},
+			want: "the server issued an unusable access token: it is empty",
 		},
 	}
 	for _, tc := range cases {
@@ -290,7 +301,7 @@ func TestIsAmbiguous(t *testing.T) {
 	t.Parallel()
 	// ccTo is a client_credentials request to baseURL.
 	ccTo := func(baseURL string) TokenRequest {
-		return TokenRequest{Site: Site{BaseURL: baseURL}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s3cret"}
+		return TokenRequest{Site: Site{BaseURL: baseURL, AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s3cret"}
 	}
 	// tokenErr makes req with a fast client and returns its error.
 	tokenErr := func(ctx context.Context, req TokenRequest) error {
@@ -340,7 +351,7 @@ func TestIsAmbiguous(t *testing.T) {
 			srv := rawServer(t, answerWith(200, "application/json", `{"access_token":"at"}`))
 			return tokenErr(context.Background(), ccTo(strings.Replace(srv.URL, "http://", "https://", 1)))
 		}, false},
-		{"waiting for the request limit", func(t *testing.T) error {
+		{"rate limited", func(t *testing.T) error {
 			s := mautictest.NewServer()
 			t.Cleanup(s.Close)
 			c := New(Options{RequestsPerSecond: 0.001, Burst: 1})
@@ -348,11 +359,15 @@ func TestIsAmbiguous(t *testing.T) {
 			if _, err := c.Token(context.Background(), req); err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			defer cancel()
-			_, err := c.Token(ctx, req)
+			_, err := c.Token(context.Background(), req)
 			return err
 		}, false},
+		{"plain http not allowed", func(t *testing.T) error {
+			srv := rawServer(t, answerWith(200, "application/json", `{"access_token":"at"}`))
+			return tokenErr(context.Background(), TokenRequest{Site: Site{BaseURL: srv.URL}, Grant: GrantClientCredentials,
+				ClientID: "1_a", ClientSecret: "s3cret"})
+		}, false},
+		{"invalid access token", func(*testing.T) error { return CheckAccessToken("a b") }, false},
 		{"context cancelled before sending", func(t *testing.T) error {
 			srv := rawServer(t, answerWith(200, "application/json", `{"access_token":"at"}`))
 			ctx, cancel := context.WithCancel(context.Background())
@@ -372,7 +387,7 @@ func TestIsAmbiguous(t *testing.T) {
 			s := mautictest.NewServer()
 			t.Cleanup(s.Close)
 			app := s.NewClient("cli", false)
-			return tokenErr(context.Background(), TokenRequest{Site: Site{BaseURL: s.URL()}, Grant: GrantRefreshToken,
+			return tokenErr(context.Background(), TokenRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Grant: GrantRefreshToken,
 				ClientID: app.ID, ClientSecret: app.Secret, RefreshToken: "unknown"})
 		}, false},
 		{"HTML answer", func(t *testing.T) error { return faultErr(t, mautictest.FaultHTML, time.Second) }, false},
@@ -436,7 +451,7 @@ func TestIsAmbiguous(t *testing.T) {
 			s.InjectFault(mautictest.FaultSlow, 1)
 			opts := fastOptions()
 			opts.Timeout = 100 * time.Millisecond
-			_, err := New(opts).Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization("t")})
+			_, err := New(opts).Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization("t")})
 			return err
 		}, true},
 

@@ -3,35 +3,47 @@ package mautic
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 )
 
-func TestForbiddenIP(t *testing.T) {
+func TestDeniedAddr(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		ip        string
-		forbidden bool
+		ip     string
+		denied bool
 	}{
 		{"169.254.169.254", true},
 		{"169.254.0.1", true},
 		{"::ffff:169.254.169.254", true},
 		{"64:ff9b::a9fe:a9fe", true},
 		{"fe80::1", true},
+		{"fe80::1%eth0", true},
 		{"febf::1", true},
 		{"fd00:ec2::254", true},
 		{"224.0.0.1", true},
 		{"ff02::1", true},
+		{"0.0.0.0", true},
+		{"0.1.2.3", true},
+		{"::ffff:0.0.0.0", true},
+		{"::", true},
+		{"100.100.100.200", true},
+		{"::ffff:100.100.100.200", true},
+		{"168.63.129.16", true},
+		{"64:ff9b::a83f:8110", true},
 		{"127.0.0.1", false},
 		{"10.0.0.1", false},
-		{"100.100.100.200", false},
+		{"100.100.100.201", false},
+		{"168.63.129.17", false},
+		{"::1", false},
 		{"fd00:ec2::253", false},
 		{"2001:db8::1", false},
 		{"64:ff9b::a01:101", false},
@@ -40,7 +52,7 @@ func TestForbiddenIP(t *testing.T) {
 		t.Run(tc.ip, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			g.Expect(forbiddenIP(net.ParseIP(tc.ip))).To(Equal(tc.forbidden))
+			g.Expect(deniedAddr(DefaultDenyTargetCIDRs(), netip.MustParseAddr(tc.ip))).To(Equal(tc.denied))
 		})
 	}
 }
@@ -48,12 +60,19 @@ func TestForbiddenIP(t *testing.T) {
 func TestCheckDialAddress(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	err := checkDialAddress("rebind.example.com", "169.254.169.254:80")
+	deny := DefaultDenyTargetCIDRs()
+	err := checkDialAddress(deny, "rebind.example.com", "169.254.169.254:80")
 	var forbidden *ForbiddenAddressError
 	g.Expect(errors.As(err, &forbidden)).To(BeTrue())
 	g.Expect(*forbidden).To(Equal(ForbiddenAddressError{Host: "rebind.example.com", IP: "169.254.169.254"}))
-	g.Expect(checkDialAddress("m.example.com", "[fe80::1%eth0]:443")).NotTo(Succeed())
-	g.Expect(checkDialAddress("m.example.com", "93.184.216.34:443")).To(Succeed())
+	g.Expect(checkDialAddress(deny, "m.example.com", "[fe80::1%eth0]:443")).NotTo(Succeed())
+	g.Expect(checkDialAddress(deny, "m.example.com", "0.0.0.0:443")).NotTo(Succeed())
+	g.Expect(checkDialAddress(deny, "m.example.com", "[::]:443")).NotTo(Succeed())
+	g.Expect(checkDialAddress(deny, "m.example.com", "93.184.216.34:443")).To(Succeed())
+	custom := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}
+	g.Expect(checkDialAddress(custom, "m.example.com", "10.1.2.3:443")).NotTo(Succeed())
+	g.Expect(checkDialAddress(custom, "m.example.com", "[::ffff:10.1.2.3]:443")).NotTo(Succeed())
+	g.Expect(checkDialAddress(custom, "m.example.com", "169.254.169.254:80")).To(Succeed())
 }
 
 func TestLinkLocalTargetsAreRefused(t *testing.T) {
@@ -65,6 +84,13 @@ func TestLinkLocalTargetsAreRefused(t *testing.T) {
 		"http://[fd00:ec2::254]",
 		"http://metadata.google.internal",
 		"http://Metadata.Google.Internal.",
+		"https://0.0.0.0",
+		"https://0.0.0.1:8443",
+		"https://[::]",
+		"https://[::ffff:0.0.0.0]",
+		"https://100.100.100.200",
+		"https://168.63.129.16",
+		"https://[64:ff9b::a83f:8110]",
 	} {
 		t.Run(baseURL, func(t *testing.T) {
 			t.Parallel()
@@ -73,11 +99,11 @@ func TestLinkLocalTargetsAreRefused(t *testing.T) {
 			opts := fastOptions()
 			opts.Observe = func(Op, Grant, int, time.Duration) { observed++ }
 			c := New(opts)
-			_, err := c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: baseURL}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
+			_, err := c.Token(context.Background(), TokenRequest{Site: Site{BaseURL: baseURL, AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_a", ClientSecret: "s"})
 			var forbidden *ForbiddenAddressError
 			g.Expect(errors.As(err, &forbidden)).To(BeTrue(), "%v", err)
 			g.Expect(Classify(err)).To(Equal(ClassConfiguration))
-			_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: baseURL}, Authorization: BearerAuthorization("t")})
+			_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: baseURL, AllowInsecureHTTP: true}, Authorization: BearerAuthorization("t")})
 			g.Expect(errors.As(err, &forbidden)).To(BeTrue(), "%v", err)
 			g.Expect(observed).To(BeZero(), "no request may be made")
 		})
@@ -89,15 +115,20 @@ func TestDialTimeCheck(t *testing.T) {
 	g := NewWithT(t)
 	// The dialer's Control hook sees the resolved address: dialling a forbidden literal through it fails before connecting.
 	c := New(fastOptions()).(*client)
-	_, err := c.dialContext(context.Background(), "tcp", "169.254.169.254:80")
 	var forbidden *ForbiddenAddressError
-	g.Expect(errors.As(err, &forbidden)).To(BeTrue(), "%v", err)
-	g.Expect(forbidden.IP).To(Equal("169.254.169.254"))
+	for address, ip := range map[string]string{
+		"169.254.169.254:80": "169.254.169.254", "0.0.0.0:80": "0.0.0.0", "[::]:80": "::",
+		"100.100.100.200:80": "100.100.100.200", "168.63.129.16:80": "168.63.129.16",
+	} {
+		_, err := c.dialContext(context.Background(), "tcp", address)
+		g.Expect(errors.As(err, &forbidden)).To(BeTrue(), "%s: %v", address, err)
+		g.Expect(forbidden.IP).To(Equal(ip))
+	}
 
 	allowed := New(Options{AllowLinkLocal: true, Timeout: 50 * time.Millisecond}).(*client)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // do not really dial out: only show that the hook is gone
-	_, err = allowed.dialContext(ctx, "tcp", "169.254.169.254:80")
+	_, err := allowed.dialContext(ctx, "tcp", "169.254.169.254:80")
 	g.Expect(errors.As(err, &forbidden)).To(BeFalse())
 }
 
@@ -146,29 +177,40 @@ func TestTransportCache(t *testing.T) {
 	g.Expect(sameCA).To(BeIdenticalTo(withCA))
 }
 
-func TestRateLimitHonoursContext(t *testing.T) {
+func TestRateLimitDoesNotWait(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	s := mautictest.NewServer()
 	defer s.Close()
 	app := s.NewClient("crm", true)
-	c := New(Options{RequestsPerSecond: 0.001, Burst: 1})
+	fake := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	c := New(Options{RequestsPerSecond: 0.001, Burst: 1, Clock: fake})
 
 	_, err := c.Token(context.Background(), ccRequest(s, app))
 	g.Expect(err).NotTo(HaveOccurred())
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	_, err = c.Token(ctx, ccRequest(s, app))
-	g.Expect(err).To(MatchError(ContainSubstring("waiting for the request limit")))
+	// The bucket is empty: the next request fails at once, saying when a token is back.
+	_, err = c.Token(context.Background(), ccRequest(s, app))
+	var busy *HostBusyError
+	g.Expect(errors.As(err, &busy)).To(BeTrue(), "%T %v", err, err)
+	g.Expect(busy.Reason).To(Equal(HostBusyRateLimited))
+	g.Expect(busy.RetryAfter).To(Equal(1000 * time.Second))
 	g.Expect(Classify(err)).To(Equal(ClassTransient))
-
-	cancelled, cancelNow := context.WithCancel(context.Background())
-	cancelNow()
-	_, err = c.Verify(cancelled, VerifyRequest{Site: Site{BaseURL: s.URL()}, Authorization: BearerAuthorization("t")})
-	g.Expect(err).To(MatchError(context.Canceled))
+	g.Expect(IsAmbiguous(err)).To(BeFalse())
+	_, err = c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: BearerAuthorization("t")})
+	retryAfter, ok := IsHostBusy(err)
+	g.Expect(ok).To(BeTrue())
+	g.Expect(retryAfter).To(Equal(1000 * time.Second))
 	g.Expect(s.TokenRequests()).To(Equal(1))
 	g.Expect(s.APIRequests()).To(BeZero())
+
+	// A refused request does not use up a token: once the bucket refills, one goes.
+	fake.Step(999 * time.Second)
+	retryAfter, _ = IsHostBusy(func() error { _, err := c.Token(context.Background(), ccRequest(s, app)); return err }())
+	g.Expect(retryAfter).To(Equal(time.Second))
+	fake.Step(time.Second)
+	_, err = c.Token(context.Background(), ccRequest(s, app))
+	g.Expect(err).NotTo(HaveOccurred())
 
 	// Another host has its own bucket.
 	other := mautictest.NewServer()

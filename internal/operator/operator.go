@@ -76,6 +76,15 @@ type Options struct {
 	// ClaimTTL is how long another manager's refresh claim blocks a refresh; default
 	// controller.DefaultClaimTTL. Tests shorten it; the manager has no flag for it.
 	ClaimTTL time.Duration
+	// RequireCredentialsLabel makes credentials Secrets usable only with the label
+	// auth.mautic-operator.dev/credentials=true.
+	RequireCredentialsLabel bool
+	// MinTokenInterval is the least time between two token requests of one connection; default
+	// controller.DefaultMinTokenInterval, negative for none.
+	MinTokenInterval time.Duration
+	// ConfigurationRetry is the first retry of a configuration failure; default
+	// controller.DefaultConfigurationRetry. Tests shorten it.
+	ConfigurationRetry time.Duration
 	// SkipControllerNameValidation lets one process run several managers (tests).
 	SkipControllerNameValidation bool
 }
@@ -144,6 +153,10 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 		Pending:       store,
 		MauticTimeout: opts.Mautic.Timeout,
 		ClaimTTL:      opts.ClaimTTL,
+
+		ConfigurationRetry:      opts.ConfigurationRetry,
+		RequireCredentialsLabel: opts.RequireCredentialsLabel,
+		MinTokenInterval:        opts.MinTokenInterval,
 	}
 	if err := reconciler.SetupWithManager(ctx, mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: opts.MaxConcurrentReconciles,

@@ -107,11 +107,13 @@ func (cp *ControlPlane) StartManagerThrough(t testing.TB, namespace string, wrap
 		config.Wrap(wrap)
 	}
 	opts := operator.Options{
-		MetricsAddr:                  "0",
-		ProbeAddr:                    "0",
-		Namespaces:                   []string{namespace},
-		MaxConcurrentReconciles:      1,
-		Mautic:                       mautic.Options{Timeout: time.Second, RequestsPerSecond: -1},
+		MetricsAddr:             "0",
+		ProbeAddr:               "0",
+		Namespaces:              []string{namespace},
+		MaxConcurrentReconciles: 1,
+		Mautic:                  mautic.Options{Timeout: time.Second, RequestsPerSecond: -1},
+		// Tests use tokens of a few seconds.
+		MinTokenInterval:             100 * time.Millisecond,
 		SkipControllerNameValidation: true,
 	}
 	for _, change := range configure {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -100,12 +101,15 @@ type apiError struct {
 	Type    *string `json:"type"`
 }
 
-// writeError writes an error answer in Mautic's form, or RFC 6749's when that mode is on.
-// errorType "" is written as null. s.mu must not be held.
-func (s *Server) writeError(w http.ResponseWriter, status int, errorType, message string) {
+// writeError writes an error answer in Mautic's form, or RFC 6749's when that mode is on, quoting
+// r when SetEchoRequests is on. errorType "" is written as null. s.mu must not be held.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, status int, errorType, message string) {
 	s.mu.Lock()
-	rfc := s.rfc6749Errors
+	rfc, echo := s.rfc6749Errors, s.echoRequests
 	s.mu.Unlock()
+	if echo {
+		message += " (request: " + echoRequest(r) + ")"
+	}
 	if rfc && errorType != "" {
 		if errorType == "invalid_client" {
 			status = http.StatusUnauthorized
@@ -118,6 +122,33 @@ func (s *Server) writeError(w http.ResponseWriter, status int, errorType, messag
 		entry.Type = &errorType
 	}
 	writeJSON(w, status, map[string][]apiError{"errors": {entry}})
+}
+
+// echoRequest quotes what a careless server might echo of r: its parsed form and query, encoded
+// and as decoded values, the Authorization header, and decoded Basic credentials.
+func echoRequest(r *http.Request) string {
+	params := url.Values{}
+	for _, values := range []url.Values{r.URL.Query(), r.PostForm} {
+		for key, list := range values {
+			params[key] = append(params[key], list...)
+		}
+	}
+	parts := []string{params.Encode()}
+	keys := make([]string, 0, len(params))
+	for key := range params {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		parts = append(parts, key+"="+strings.Join(params[key], ","))
+	}
+	if authorization := r.Header.Get("Authorization"); authorization != "" {
+		parts = append(parts, "Authorization: "+authorization)
+	}
+	if username, password, ok := r.BasicAuth(); ok {
+		parts = append(parts, username+":"+password)
+	}
+	return strings.Join(parts, " ")
 }
 
 // writeJSON writes v as a JSON answer that must not be cached.
@@ -176,10 +207,10 @@ func (s *Server) applyAPIFault(w http.ResponseWriter, r *http.Request) bool {
 func (s *Server) answerFault(w http.ResponseWriter, r *http.Request, fault Fault, slowDelay time.Duration) bool {
 	switch fault {
 	case FaultServerError:
-		s.writeError(w, http.StatusInternalServerError, "", MessageInternalServerError)
+		s.writeError(w, r, http.StatusInternalServerError, "", MessageInternalServerError)
 	case FaultUnavailable:
 		w.Header().Set("Retry-After", "1")
-		s.writeError(w, http.StatusServiceUnavailable, "", MessageServiceUnavailable)
+		s.writeError(w, r, http.StatusServiceUnavailable, "", MessageServiceUnavailable)
 	case FaultHTML:
 		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
 		w.WriteHeader(http.StatusOK)
@@ -245,11 +276,11 @@ func (s *Server) guardAPI(w http.ResponseWriter, r *http.Request) bool {
 	apiEnabled, basicEnabled := s.apiEnabled, s.basicAuthEnabled
 	s.mu.Unlock()
 	if !apiEnabled {
-		s.writeError(w, http.StatusForbidden, "api_disabled", MessageAPIDisabled)
+		s.writeError(w, r, http.StatusForbidden, "api_disabled", MessageAPIDisabled)
 		return true
 	}
 	if hasBasicAuth(r) && !basicEnabled {
-		s.writeError(w, http.StatusForbidden, "access_denied", MessageBasicAuthDisabled)
+		s.writeError(w, r, http.StatusForbidden, "access_denied", MessageBasicAuthDisabled)
 		return true
 	}
 	return false
@@ -315,7 +346,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
 		w.Header().Set("Allow", "GET, POST")
-		s.writeError(w, http.StatusMethodNotAllowed, "", "No route found: Method Not Allowed (Allow: GET, POST)")
+		s.writeError(w, r, http.StatusMethodNotAllowed, "", "No route found: Method Not Allowed (Allow: GET, POST)")
 		return
 	}
 	fault, slowDelay := s.takeFault(true)
@@ -362,7 +393,7 @@ func (s *Server) respondToken(w http.ResponseWriter, r *http.Request, call *toke
 	}
 	answer, failure := s.grant(r, call)
 	if failure != nil {
-		s.writeError(w, failure.status, failure.errorType, failure.message)
+		s.writeError(w, r, failure.status, failure.errorType, failure.message)
 		return false
 	}
 	writeJSON(w, http.StatusOK, answer)
@@ -569,7 +600,7 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	clientID, redirectURI, state := query.Get("client_id"), query.Get("redirect_uri"), query.Get("state")
 	if clientID == "" {
-		s.writeError(w, http.StatusBadRequest, "invalid_request", MessageAuthorizeNoClientID)
+		s.writeError(w, r, http.StatusBadRequest, "invalid_request", MessageAuthorizeNoClientID)
 		return
 	}
 	s.mu.Lock()
@@ -577,25 +608,25 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	denied := s.authorizeDenied
 	s.mu.Unlock()
 	if !ok {
-		s.writeError(w, http.StatusBadRequest, "invalid_client", MessageAuthorizeUnknown)
+		s.writeError(w, r, http.StatusBadRequest, "invalid_client", MessageAuthorizeUnknown)
 		return
 	}
 	switch {
 	case redirectURI == "" && len(client.RedirectURIs) == 0:
-		s.writeError(w, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeNoRedirect)
+		s.writeError(w, r, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeNoRedirect)
 		return
 	case redirectURI == "" && len(client.RedirectURIs) > 1:
-		s.writeError(w, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeManyRedirect)
+		s.writeError(w, r, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeManyRedirect)
 		return
 	case redirectURI == "":
 		redirectURI = client.RedirectURIs[0]
 	case !matchesAny(redirectURI, client.RedirectURIs):
-		s.writeError(w, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeMismatch)
+		s.writeError(w, r, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeMismatch)
 		return
 	}
 	target, err := url.Parse(redirectURI)
 	if err != nil {
-		s.writeError(w, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeMismatch)
+		s.writeError(w, r, http.StatusBadRequest, "redirect_uri_mismatch", MessageAuthorizeMismatch)
 		return
 	}
 	values := target.Query()
@@ -645,7 +676,7 @@ func (s *Server) serveNotFound(w http.ResponseWriter, r *http.Request, p string)
 	if s.guardAPI(w, r) {
 		return
 	}
-	s.writeError(w, http.StatusNotFound, "", "Requested URL not found: "+p)
+	s.writeError(w, r, http.StatusNotFound, "", "Requested URL not found: "+p)
 }
 
 // userAnswer is the part of Mautic's user entity that /api/users/self answers.
@@ -674,7 +705,7 @@ func (s *Server) serveUsersSelf(w http.ResponseWriter, r *http.Request) {
 		valid := ok && subtle.ConstantTimeCompare([]byte(u.password), []byte(password)) == 1
 		s.mu.Unlock()
 		if !valid {
-			s.writeError(w, http.StatusUnauthorized, "access_denied", MessageBasicAuthInvalid)
+			s.writeError(w, r, http.StatusUnauthorized, "access_denied", MessageBasicAuthInvalid)
 			return
 		}
 		s.writeUser(w, s.userAnswer(username))
@@ -690,12 +721,12 @@ func (s *Server) serveUsersSelf(w http.ResponseWriter, r *http.Request) {
 	}
 	switch len(tokens) {
 	case 0:
-		s.writeError(w, http.StatusUnauthorized, "access_denied", MessageAccessDenied)
+		s.writeError(w, r, http.StatusUnauthorized, "access_denied", MessageAccessDenied)
 		return
 	case 1:
 	default:
 		// oauth2-php throws here; Mautic's error page turns it into a 500.
-		s.writeError(w, http.StatusInternalServerError, "", MessageTwoTokenMethods)
+		s.writeError(w, r, http.StatusInternalServerError, "", MessageTwoTokenMethods)
 		return
 	}
 	s.mu.Lock()
@@ -713,9 +744,9 @@ func (s *Server) serveUsersSelf(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	switch {
 	case !ok:
-		s.writeError(w, http.StatusUnauthorized, "invalid_grant", MessageInvalidAccessToken)
+		s.writeError(w, r, http.StatusUnauthorized, "invalid_grant", MessageInvalidAccessToken)
 	case expired:
-		s.writeError(w, http.StatusUnauthorized, "invalid_grant", MessageExpiredAccessToken)
+		s.writeError(w, r, http.StatusUnauthorized, "invalid_grant", MessageExpiredAccessToken)
 	default:
 		s.writeUser(w, answer)
 	}

@@ -165,6 +165,7 @@ type Server struct {
 	apiEnabled           bool
 	basicAuthEnabled     bool
 	rfc6749Errors        bool
+	echoRequests         bool
 	generic              *GenericOAuth2
 	authorizeDenied      bool
 	mauticVersion        string
@@ -407,6 +408,17 @@ func (s *Server) SetRFC6749Errors(enabled bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.rfc6749Errors = enabled
+}
+
+// SetEchoRequests makes every error answer quote the request, as a careless or hostile server
+// might: the message (or error_description) gets " (request: ...)" appended, holding the form and
+// query (encoded, and each value decoded), the Authorization header and decoded Basic
+// credentials. Off by default. For tests that check that a client keeps secrets out of what it
+// shows.
+func (s *Server) SetEchoRequests(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.echoRequests = on
 }
 
 // GenericOAuth2 describes a standard OAuth2 server that is not Mautic (1CRM, say): its token

@@ -1203,3 +1203,35 @@ func TestInjectRandomFaults(t *testing.T) {
 		g.Expect(s.TokenRequests()).To(Equal(20))
 	})
 }
+
+func TestEchoRequests(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	s := mautictest.NewServer()
+	defer s.Close()
+	app := s.NewClient("crm", true)
+	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {"wrong/secret+x"}, "refresh_token": {"rt/1"}}
+
+	quiet := postForm(t, s.URL()+"/oauth/v2/token", form)
+	g.Expect(quiet.firstError()).To(HaveKeyWithValue("message", mautictest.MessageInvalidClient))
+
+	s.SetEchoRequests(true)
+	echoed := postForm(t, s.URL()+"/oauth/v2/token", form)
+	g.Expect(echoed.status).To(Equal(http.StatusBadRequest))
+	message, _ := echoed.firstError()["message"].(string)
+	g.Expect(message).To(HavePrefix(mautictest.MessageInvalidClient + " (request: "))
+	g.Expect(message).To(ContainSubstring("client_secret=wrong%2Fsecret%2Bx"), "form-encoded")
+	g.Expect(message).To(ContainSubstring("client_secret=wrong/secret+x"), "decoded")
+	g.Expect(message).To(ContainSubstring("refresh_token=rt/1"))
+
+	api := get(t, s.URL()+"/api/users/self", "Authorization", "Bearer forged-token")
+	message, _ = api.firstError()["message"].(string)
+	g.Expect(message).To(Equal(mautictest.MessageInvalidAccessToken + " (request:  Authorization: Bearer forged-token)"))
+
+	s.AddUser("api", "pa55word")
+	s.SetBasicAuthEnabled(true)
+	s.SetRFC6749Errors(true)
+	basic := get(t, s.URL()+"/api/users/self", "Authorization", "Basic YXBpOndyb25n") // api:wrong
+	g.Expect(basic.json).To(HaveKeyWithValue("error_description",
+		mautictest.MessageBasicAuthInvalid+" (request:  Authorization: Basic YXBpOndyb25n api:wrong)"))
+}
