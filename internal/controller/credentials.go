@@ -18,7 +18,6 @@ import (
 // defaultAccessTokenLifetime is assumed when a token answer carries no expires_in (Mautic's default).
 const defaultAccessTokenLifetime = time.Hour
 
-
 // credentials are the values read from the credentials Secret for one grant.
 type credentials struct {
 	clientID     string

@@ -171,4 +171,3 @@ func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
 	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(`spec.refreshTokenLifetime "14d" is not a duration in hours, minutes and seconds such as 10m or 336h`))
 	g.Expect(bad.mautic.TokenRequests()).To(BeZero())
 }
-
