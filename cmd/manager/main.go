@@ -26,9 +26,11 @@ func main() {
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader, so that one replica refreshes tokens at a time.")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the manager's own.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all namespaces.")
-	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "Connections reconciled at once.")
-	kubeAPIQPS := flag.Float64("kube-api-qps", 20, "Queries per second to the Kubernetes API server.")
-	kubeAPIBurst := flag.Int("kube-api-burst", 40, "Burst of queries to the Kubernetes API server.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
+		"Connections reconciled at once. Reconciles wait on Mautic and the API server, not the CPU; a slow Mautic host holds "+
+			"at most --mautic-max-concurrent-per-host of them.")
+	kubeAPIQPS := flag.Float64("kube-api-qps", 50, "Queries per second to the Kubernetes API server.")
+	kubeAPIBurst := flag.Int("kube-api-burst", 100, "Burst of queries to the Kubernetes API server.")
 	flag.DurationVar(&opts.Mautic.Timeout, "mautic-timeout", mautic.DefaultTimeout,
 		"Timeout of each request to Mautic. A refresh must finish well within the 2-minute refresh claim, so at most 80s.")
 	flag.Float64Var(&opts.Mautic.RequestsPerSecond, "mautic-requests-per-second", mautic.DefaultRequestsPerSecond,

@@ -23,6 +23,11 @@ import (
 // secretRefsIndex indexes MauticConnections by the names of the Secrets they read.
 const secretRefsIndex = "spec.secretRefs"
 
+// DefaultMaxConcurrentReconciles is how many connections are reconciled at once by default: the
+// work waits on Mautic and the API server, not the CPU, and a slow Mautic host holds only as many
+// workers as the per-host limit of the Mautic client lets through.
+const DefaultMaxConcurrentReconciles = 16
+
 // SetupOptions are the manager flags the controller needs.
 type SetupOptions struct {
 	// MaxConcurrentReconciles is how many connections are reconciled at once.
