@@ -1,11 +1,7 @@
 package controller
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
-	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +13,7 @@ import (
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/refreshstate"
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
@@ -59,17 +56,10 @@ func (t *issuedToken) valid(now time.Time) bool {
 	return t != nil && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 }
 
-// hashOf returns a short, stable, non-reversible digest of parts. Each part is prefixed with its
-// length, so that ("ab","c") and ("a","bc") differ whatever bytes the parts hold.
+// hashOf returns a short, stable, non-reversible digest of parts (see refreshstate.Digest): the
+// same digest names a refresh token in the state Secret's annotations and the token's inputs here.
 func hashOf(parts ...string) string {
-	h := sha256.New()
-	var prefix []byte
-	for _, part := range parts {
-		prefix = append(strconv.AppendInt(prefix[:0], int64(len(part)), 10), ':')
-		_, _ = h.Write(prefix)
-		_, _ = io.WriteString(h, part)
-	}
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	return refreshstate.Digest(parts...)
 }
 
 // tokenHash digests every key of the token Secret's data, so that an edit of any of them is noticed.
