@@ -76,13 +76,18 @@ type MauticConnectionReconciler struct {
 	// default DefaultConfigurationRetry.
 	ConfigurationRetry time.Duration
 
-	memory      tokenMemory
-	retries     configurationRetries
-	gate        refreshGate
-	reconciling atomic.Bool
-	pendingOnce sync.Once
-	holderOnce  sync.Once
-	holderID    string
+	// secretMetadata is the metadata-only cache of Secrets that SetupWithManager starts.
+	secretMetadata client.Reader
+
+	memory            tokenMemory
+	credentialsMemory credentialsMemory
+	statuses          statusMemory
+	retries           configurationRetries
+	gate              refreshGate
+	reconciling       atomic.Bool
+	pendingOnce       sync.Once
+	holderOnce        sync.Once
+	holderID          string
 }
 
 // scope carries one reconcile's facts from phase to phase and into the status.
@@ -100,6 +105,9 @@ type scope struct {
 	secretVersions string
 	// minTokenInterval is the least time between two token requests of this connection.
 	minTokenInterval time.Duration
+	// credentialsDeferred is true when the credentials are trusted from the Secrets' versions but
+	// not read: they are read before a token request.
+	credentialsDeferred bool
 
 	// Set by reconcileToken.
 	refreshTokenIssuedAt time.Time
@@ -128,6 +136,8 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.memory.forget(req.NamespacedName)
+			r.credentialsMemory.forget(req.NamespacedName)
+			r.statuses.forget(req.NamespacedName)
 			r.retries.forget(req.NamespacedName)
 			forgetConnectionMetrics(req.NamespacedName)
 		}
@@ -152,14 +162,16 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		if outcome, attempted := s.refreshResult(); attempted {
 			recordRefreshResult(conn, outcome)
 		}
-		if equality.Semantic.DeepEqual(before.Status, conn.Status) {
-			return // a steady-state reconcile writes nothing
+		if equality.Semantic.DeepEqual(before.Status, conn.Status) || r.statuses.written(req.NamespacedName, conn.UID, &conn.Status) {
+			return // a steady-state reconcile writes nothing, nor one that sees its own write not yet cached
 		}
 		if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
 			// The error's backoff replaces any planned requeue: controller-runtime ignores a requeue
 			// returned with an error.
 			result, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+			return
 		}
+		r.statuses.put(req.NamespacedName, conn.UID, &conn.Status)
 	}()
 
 	if conn.Spec.Suspend {
@@ -204,7 +216,17 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 		return s.stall(authv1alpha1.InvalidURLReason, fmt.Sprintf("spec.url is not usable: %v", err))
 	}
 	s.baseURL = baseURL
+	s.connectionHash = connectionHash(s.conn, baseURL)
+	if r.credentialsUnchanged(ctx, s) {
+		return ctrl.Result{}, nil
+	}
+	return r.readCredentials(ctx, s)
+}
 
+// readCredentials reads the credentials Secret and the optional CA Secret uncached, checks that the
+// grant's keys are there, hashes them and remembers them with the Secrets' versions.
+func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *scope) (ctrl.Result, error) {
+	s.credentialsDeferred = false
 	grant := s.conn.EffectiveGrant()
 	ref := s.conn.Spec.CredentialsSecretRef.Name
 	secret, err := r.readSecret(ctx, s.conn.Namespace, ref)
@@ -216,7 +238,7 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 			"credentials Secret %s/%s not found: create it with the keys %s, or fix spec.credentialsSecretRef.name",
 			s.conn.Namespace, ref, keyList(requiredKeys(grant))))
 	}
-	s.secretVersions = secret.ResourceVersion
+	s.secretVersions = secretVersionOf(secret)
 	if r.RequireCredentialsLabel && secret.Labels[authv1alpha1.CredentialsOptInLabel] != "true" {
 		return s.stall(authv1alpha1.CredentialsNotOptedInReason, fmt.Sprintf(
 			"credentials Secret %s/%s lacks the label %s=true, which this operator requires before it sends a Secret's "+
@@ -231,7 +253,6 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 	}
 	s.credentials = creds
 	s.credentialsHash = creds.hash(grant)
-	s.connectionHash = connectionHash(s.conn, baseURL)
 
 	if tls := s.conn.Spec.TLS; tls != nil && tls.CASecretRef != nil {
 		caSecret, err := r.readSecret(ctx, s.conn.Namespace, tls.CASecretRef.Name)
@@ -239,7 +260,7 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 			return ctrl.Result{}, err
 		}
 		if caSecret != nil {
-			s.secretVersions += "/" + caSecret.ResourceVersion
+			s.secretVersions += "/" + secretVersionOf(caSecret)
 		}
 		caCert, problem := caCertFrom(caSecret)
 		if problem != "" {
@@ -249,6 +270,9 @@ func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s
 		}
 		s.caCert = caCert
 	}
+	r.credentialsMemory.put(client.ObjectKeyFromObject(s.conn), rememberedCredentials{
+		uid: s.conn.UID, versions: s.secretVersions, credentials: s.credentials, hash: s.credentialsHash, caCert: s.caCert,
+	})
 	return ctrl.Result{}, nil
 }
 
@@ -301,6 +325,12 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		logf.FromContext(ctx).V(1).Info("Token wanted sooner than the minimum interval; waiting", "reason", reason, "after", wait)
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
+	if s.credentialsDeferred {
+		// Trusted from the versions so far; a token request needs the credentials themselves.
+		if result, err := r.readCredentials(ctx, s); err != nil {
+			return result, err
+		}
+	}
 	s.requestReason, s.requestMessage = reason, message
 	logf.FromContext(ctx).Info("Requesting a new token", "reason", reason, "grant", s.conn.EffectiveGrant())
 
@@ -309,6 +339,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		return r.tokenFailed(ctx, s, err)
 	}
 	obtained.RefreshRequest = in.RefreshRequest
+	obtained.SecretVersions = s.secretVersions
 	s.current, s.verified, s.issuedNow = obtained, verified, true
 	r.memory.put(client.ObjectKeyFromObject(s.conn), s.conn.UID, obtained)
 	return ctrl.Result{}, nil

@@ -79,8 +79,13 @@ func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
 	if f.mauticVersion != "" && len(f.mauticVersion) <= maxMauticVersionBytes {
 		status.MauticVersion = f.mauticVersion
 	}
-	if f.issuedNow {
+	switch {
+	case f.issuedNow:
 		status.LastHandledRefreshRequest = f.refreshRequest
+	case f.current != nil && f.current.RefreshRequest != "":
+		// The request the current token answered is handled, whatever an older cached status says:
+		// a reconcile that follows the operator's own write then computes the status it wrote.
+		status.LastHandledRefreshRequest = f.current.RefreshRequest
 	}
 	setReadyCondition(conn, f)
 	setReconcilingCondition(conn, f)
@@ -97,7 +102,7 @@ func setSuspendedConditions(conn *authv1alpha1.MauticConnection, f statusFacts) 
 		return
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
+		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
 		Reason: authv1alpha1.SuspendedReason,
 		Message: fmt.Sprintf("spec.suspend is true: the token expired at %s and is not refreshed; set spec.suspend to false to resume",
 			formatTime(expiresAt.Time)),
@@ -122,7 +127,7 @@ func setFailureCounters(status *authv1alpha1.MauticConnectionStatus, f statusFac
 	switch {
 	case f.failure != nil:
 		status.FailedAttempts++
-		status.LastFailureTime = &metav1.Time{Time: f.now}
+		status.LastFailureTime = optionalTime(f.now)
 	case f.issuedNow:
 		status.FailedAttempts = 0
 	}
@@ -130,7 +135,7 @@ func setFailureCounters(status *authv1alpha1.MauticConnectionStatus, f statusFac
 
 // setReadyCondition is True while a valid token is published and nothing needs a person.
 func setReadyCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	ready := metav1.Condition{Type: authv1alpha1.ReadyCondition, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now)}
+	ready := metav1.Condition{Type: authv1alpha1.ReadyCondition, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second))}
 	valid := f.current.valid(f.now)
 	switch {
 	case f.failure != nil && f.failure.class != mautic.ClassTransient:
@@ -170,7 +175,7 @@ func setReconcilingCondition(conn *authv1alpha1.MauticConnection, f statusFacts)
 		message += fmt.Sprintf("; the current token stays published until %s", formatTime(f.current.ExpiresAt))
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
+		Type: authv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
 		Reason: f.failure.reason, Message: message,
 	})
 }
@@ -182,7 +187,7 @@ func setStalledCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
 		return
 	}
 	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.StalledCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now),
+		Type: authv1alpha1.StalledCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
 		Reason: f.failure.reason, Message: f.failure.message,
 	})
 }
@@ -221,9 +226,11 @@ func formatTime(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
+// optionalTime returns t as a status time, nil when zero. It is cut to the second, as the API
+// server stores it, so that a status computed again compares equal to the one read back.
 func optionalTime(t time.Time) *metav1.Time {
 	if t.IsZero() {
 		return nil
 	}
-	return &metav1.Time{Time: t}
+	return &metav1.Time{Time: t.Truncate(time.Second)}
 }

@@ -26,6 +26,10 @@ const (
 	tokenHashAnnotation       = "auth.mautic-operator.dev/token-hash"
 	refreshRequestAnnotation  = "auth.mautic-operator.dev/refresh-request"
 	appliedHashAnnotation     = "auth.mautic-operator.dev/applied-hash"
+	// secretVersionsAnnotation records the UIDs and resourceVersions of the credentials and CA
+	// Secrets the token was obtained with: while the metadata watch shows the same, a restarted
+	// manager trusts the token without reading those Secrets.
+	secretVersionsAnnotation = "auth.mautic-operator.dev/secret-versions"
 )
 
 // Token types written to the token Secret's token_type key.
@@ -49,6 +53,9 @@ type issuedToken struct {
 	// RefreshRequest is the refresh-requested-at annotation's value when the token was obtained:
 	// that request is handled, even while the status that says so is not yet in the cache.
 	RefreshRequest string
+	// SecretVersions identifies the credentials and CA Secrets as they were when the token was
+	// obtained (see secretVersionOf).
+	SecretVersions string
 }
 
 // valid reports whether the token can still be used at now.
@@ -114,6 +121,9 @@ func tokenSecretAnnotations(conn *authv1alpha1.MauticConnection, t *issuedToken)
 	annotations[tokenHashAnnotation] = tokenHash(tokenSecretData(t))
 	if t.RefreshRequest != "" {
 		annotations[refreshRequestAnnotation] = t.RefreshRequest
+	}
+	if t.SecretVersions != "" {
+		annotations[secretVersionsAnnotation] = t.SecretVersions
 	}
 	return annotations
 }
@@ -208,6 +218,7 @@ func issuedFromSecret(live *corev1.Secret) *issuedToken {
 		TokenType:      string(live.Data[authv1alpha1.TokenTypeKey]),
 		URL:            string(live.Data[authv1alpha1.URLKey]),
 		RefreshRequest: annotations[refreshRequestAnnotation],
+		SecretVersions: annotations[secretVersionsAnnotation],
 	}
 	switch t.TokenType {
 	case tokenTypeBearer:

@@ -61,6 +61,7 @@ func (r *MauticConnectionReconciler) SetupWithManager(ctx context.Context, mgr c
 	if err != nil {
 		return fmt.Errorf("creating the credentials Secret cache: %w", err)
 	}
+	r.secretMetadata = credentialsCache
 	if err := mgr.Add(credentialsCache); err != nil {
 		return fmt.Errorf("starting the credentials Secret cache: %w", err)
 	}

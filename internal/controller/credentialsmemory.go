@@ -1,0 +1,112 @@
+package controller
+
+import (
+	"context"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// credentialsMemory remembers, per connection, the credentials and CA last read and the versions of
+// the Secrets they came from, so that a reconcile reads those Secrets from the API server only when
+// the metadata watch shows them changed: a steady-state reconcile makes no API request.
+type credentialsMemory struct {
+	mu      sync.Mutex
+	entries map[types.NamespacedName]rememberedCredentials
+}
+
+// rememberedCredentials are one connection's credentials as last read.
+type rememberedCredentials struct {
+	uid         types.UID
+	versions    string
+	credentials credentials
+	hash        string
+	caCert      []byte
+}
+
+func (m *credentialsMemory) get(key types.NamespacedName, uid types.UID) (rememberedCredentials, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entry, ok := m.entries[key]
+	return entry, ok && entry.uid == uid
+}
+
+func (m *credentialsMemory) put(key types.NamespacedName, entry rememberedCredentials) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil {
+		m.entries = map[types.NamespacedName]rememberedCredentials{}
+	}
+	m.entries[key] = entry
+}
+
+func (m *credentialsMemory) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.entries, key)
+}
+
+// secretVersionOf identifies one state of a Secret: "<uid>:<resourceVersion>"; "-" for none.
+func secretVersionOf(obj metav1.Object) string {
+	if obj == nil || obj.GetUID() == "" {
+		return "-"
+	}
+	return string(obj.GetUID()) + ":" + obj.GetResourceVersion()
+}
+
+// cachedSecretVersions returns the versions of the connection's credentials and CA Secrets as the
+// metadata watch has them, in the form s.secretVersions takes after a read; false when the watch
+// does not know one of them (not synced, or missing), so that the caller reads them.
+func (r *MauticConnectionReconciler) cachedSecretVersions(ctx context.Context, s *scope) (string, bool) {
+	if r.secretMetadata == nil {
+		return "", false
+	}
+	version := func(name string) (string, bool) {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: s.conn.Namespace, Name: name}, meta); err != nil {
+			return "", false
+		}
+		return secretVersionOf(meta), true
+	}
+	versions, ok := version(s.conn.Spec.CredentialsSecretRef.Name)
+	if !ok {
+		return "", false
+	}
+	if tls := s.conn.Spec.TLS; tls != nil && tls.CASecretRef != nil {
+		ca, ok := version(tls.CASecretRef.Name)
+		if !ok {
+			return "", false
+		}
+		versions += "/" + ca
+	}
+	return versions, true
+}
+
+// credentialsUnchanged fills the scope's credentials without reading a Secret when the metadata
+// watch shows the credentials and CA Secrets as they were last read, or, after a restart, as they
+// were when the published token was obtained (the credentials themselves are then read only if a
+// token is needed). It reports false when they must be read.
+func (r *MauticConnectionReconciler) credentialsUnchanged(ctx context.Context, s *scope) bool {
+	versions, ok := r.cachedSecretVersions(ctx, s)
+	if !ok {
+		return false
+	}
+	key := client.ObjectKeyFromObject(s.conn)
+	if remembered, ok := r.credentialsMemory.get(key, s.conn.UID); ok && remembered.versions == versions {
+		s.credentials, s.credentialsHash, s.caCert, s.secretVersions = remembered.credentials, remembered.hash, remembered.caCert, versions
+		return true
+	}
+	live, conflict, err := r.readTokenSecret(ctx, s.conn)
+	if err != nil || conflict {
+		return false
+	}
+	if published := issuedFromSecret(live); published != nil && published.SecretVersions == versions && published.CredentialsHash != "" {
+		s.credentialsHash, s.secretVersions, s.credentialsDeferred = published.CredentialsHash, versions, true
+		return true
+	}
+	return false
+}
