@@ -83,6 +83,8 @@ type MauticConnectionReconciler struct {
 	credentialsMemory credentialsMemory
 	statuses          statusMemory
 	retries           configurationRetries
+	namespaces        namespaceShare
+	workers           int
 	gate              refreshGate
 	reconciling       atomic.Bool
 	pendingOnce       sync.Once
@@ -132,6 +134,11 @@ type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 // Reconcile brings one MauticConnection's token Secret and status up to date.
 func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	r.reconciling.Store(true)
+	if !r.namespaces.enter(req.Namespace, shareOf(r.workers)) {
+		// This namespace holds its share of the workers: leave the rest to the others.
+		return ctrl.Result{RequeueAfter: fairnessDelay(req.Namespace, req.Name)}, nil
+	}
+	defer r.namespaces.leave(req.Namespace)
 	conn := &authv1alpha1.MauticConnection{}
 	if err := r.Client.Get(ctx, req.NamespacedName, conn); err != nil {
 		if apierrors.IsNotFound(err) {

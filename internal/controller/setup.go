@@ -62,6 +62,7 @@ func (r *MauticConnectionReconciler) SetupWithManager(ctx context.Context, mgr c
 		return fmt.Errorf("creating the credentials Secret cache: %w", err)
 	}
 	r.secretMetadata = credentialsCache
+	r.workers = max(opts.MaxConcurrentReconciles, 1)
 	if err := mgr.Add(credentialsCache); err != nil {
 		return fmt.Errorf("starting the credentials Secret cache: %w", err)
 	}
