@@ -137,6 +137,12 @@ func (r *MauticConnectionReconciler) refreshWithRotation(ctx context.Context, s 
 	if refreshstate.Rejected(state) {
 		return nil, r.reauthorizationRequired(s, state, "Mautic refused the stored refresh token earlier")
 	}
+	if ambiguous, ok := refreshstate.AmbiguousRefresh(state); ok && ambiguous.Cause == refreshstate.CauseUnusableAnswer &&
+		s.requestReason != authv1alpha1.RefreshRequestedReason {
+		// Probably rotated already: sent again only when a person asks for a refresh.
+		return nil, r.unusableAnswer(s, fmt.Errorf("the refresh at %s got a success answer that could not be read",
+			ambiguous.At.UTC().Format(time.RFC3339)))
+	}
 	if state, err = r.claim(critical, s, state); err != nil {
 		return nil, err
 	}
@@ -215,7 +221,7 @@ func (r *MauticConnectionReconciler) spendFailed(ctx context.Context, s *scope, 
 		return fmt.Errorf("%w (the rotated refresh token in it was recovered and stored; retrying)", err)
 	case isUnusable && unusable.MayHaveRotated():
 		r.updateState(ctx, s, func(current *corev1.Secret) bool {
-			refreshstate.SetAmbiguous(current, spent, s.now, "unusable answer")
+			refreshstate.SetAmbiguous(current, spent, s.now, refreshstate.CauseUnusableAnswer)
 			return true
 		}, spent)
 		return r.unusableAnswer(s, err)

@@ -486,3 +486,35 @@ func TestCheckMauticTimeout(t *testing.T) {
 		})
 	}
 }
+
+// After a success answer that could not be read and held no refresh token, the stored token is not
+// sent again by any later reconcile (the state Secret's own update triggers one), only when a
+// person requests a refresh.
+func TestRotationDoesNotResendAfterAnUnusableAnswer(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	w := newRotationWorld(t)
+	r := w.reconciler(nil)
+	w.mautic.answer = func(context.Context, mautic.TokenRequest) (*mautic.Token, error) {
+		return nil, &mautic.UnusableAnswerError{
+			UnexpectedResponseError: &mautic.UnexpectedResponseError{Op: mautic.OpToken, StatusCode: 200, ContentType: "application/json", Detail: "no access_token"},
+			Grant:                   mautic.GrantRefreshToken,
+		}
+	}
+	_, err := w.refresh(r)
+	var stall *stallError
+	g.Expect(errors.As(err, &stall)).To(BeTrue())
+	g.Expect(stall.reason).To(Equal(authv1alpha1.RefreshAnswerUnusableReason))
+
+	w.mautic.answer = rotates
+	_, err = w.refresh(r) // a reconcile for another reason: the token expired, say
+	g.Expect(errors.As(err, &stall)).To(BeTrue())
+	g.Expect(stall.reason).To(Equal(authv1alpha1.RefreshAnswerUnusableReason))
+	g.Expect(w.mautic.refreshTokensPresented()).To(HaveLen(1), "not sent again on its own")
+
+	s := w.scope()
+	s.requestReason = authv1alpha1.RefreshRequestedReason
+	_, err = r.refreshWithRotation(context.Background(), s, mautic.TokenRequest{ClientID: "id", ClientSecret: "secret"})
+	g.Expect(err).NotTo(HaveOccurred(), "a person asked: if a proxy answered in Mautic's place, the token still works")
+	g.Expect(refreshstate.RefreshToken(w.state())).To(Equal(rotatedRefreshToken))
+}

@@ -107,6 +107,10 @@ func SetSeedUsed(state *corev1.Secret, seed string) {
 	}
 }
 
+// CauseUnusableAnswer is the cause of an ambiguous refresh whose answer was a success that could
+// not be read: Mautic has probably rotated the token, which is then not sent again on its own.
+const CauseUnusableAnswer = "unusable answer"
+
 // Ambiguous is a refresh whose outcome is unknown: the request may have reached Mautic, which then
 // rotated the token, but no usable answer came back.
 type Ambiguous struct {
