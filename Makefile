@@ -42,12 +42,27 @@ controlplane: ## Build kube-apiserver and etcd from pinned Go modules into the c
 	@hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health and e2e.
+test: controlplane ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health, e2e and a short chaos run.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./... 
 
 .PHONY: test-e2e
 test-e2e: controlplane ## Run the end-to-end suite: the manager binary against the local control plane.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) -v ./test/e2e/...
+
+# The long chaos run of test/chaos (`make test` runs a short one): its markdown report goes to CHAOS_REPORT.
+CHAOS_DURATION ?= 10m
+CHAOS_MANAGERS ?= 2
+CHAOS_REPORT ?= $(CURDIR)/bin/chaos-report.md
+
+.PHONY: test-chaos
+test-chaos: controlplane build ## Run the chaos suite for CHAOS_DURATION (default 10m): SIGTERM, SIGKILL, API-server outages and Mautic faults against the manager binary; report in CHAOS_REPORT.
+	@mkdir -p $(dir $(CHAOS_REPORT))
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_MANAGERS=$(CHAOS_MANAGERS) CHAOS_REPORT=$(CHAOS_REPORT) \
+		CHAOS_COMMAND="make test-chaos CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_MANAGERS=$(CHAOS_MANAGERS)" go test -count=1 -v -timeout 30m ./test/chaos/...
+
+.PHONY: chaos-report
+chaos-report: controlplane build ## Run test-chaos and put its report into docs/reliability.md (hack/chaos.sh).
+	CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_MANAGERS=$(CHAOS_MANAGERS) CHAOS_REPORT=$(CHAOS_REPORT) hack/chaos.sh
 
 .PHONY: bench
 bench: controlplane ## Run the benchmarks (docs/benchmarks.md is the report of one run).

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -311,7 +312,7 @@ func (r *MauticConnectionReconciler) replayPending(ctx context.Context, s *scope
 	if !ok {
 		return false, nil
 	}
-	log := logf.FromContext(ctx)
+	log := logf.FromContext(ctx).WithValues("mauticconnection", klog.KRef(entry.Namespace, entry.Name))
 	if state != nil && refreshstate.Digest(refreshstate.RefreshToken(state)) != entry.SpentDigest {
 		log.Info("Dropping a pending refresh token: the state Secret holds a newer one")
 		if err := r.pendingStore().Remove(entry); err != nil {

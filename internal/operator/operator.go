@@ -164,13 +164,10 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 	}); err != nil {
 		return nil, err
 	}
-	// Rotated refresh tokens left by an earlier process are written before the leader refreshes.
-	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if err := reconciler.ReplayPending(ctx); err != nil {
-			ctrl.Log.WithName("replay").Error(err, "Some pending refresh tokens could not be persisted; each is retried before its connection's next refresh")
-		}
-		return nil
-	})); err != nil {
+	// Rotated refresh tokens left by an earlier process of this replica are written as soon as it
+	// starts, leader or not: the token is in this replica's directory only, and the leader would
+	// otherwise spend the old one once the dead process's claim expires.
+	if err := mgr.Add(replayRunnable{reconciler: reconciler}); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -181,6 +178,36 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 	}
 	return &Operator{Manager: mgr, Reconciler: reconciler, gracefulShutdown: gracefulShutdown, criticalSection: criticalSection}, nil
 }
+
+// replayRunnable writes the pending refresh tokens of this replica, retrying with back-off until
+// none is left or the manager stops. It runs in every replica, not only the leader.
+type replayRunnable struct {
+	reconciler *controller.MauticConnectionReconciler
+}
+
+// NeedLeaderElection implements manager.LeaderElectionRunnable: every replica replays its own.
+func (replayRunnable) NeedLeaderElection() bool { return false }
+
+// Start implements manager.Runnable.
+func (r replayRunnable) Start(ctx context.Context) error {
+	log := ctrl.Log.WithName("replay")
+	delay := time.Second
+	for {
+		err := r.reconciler.ReplayPending(ctx)
+		if err == nil {
+			return nil
+		}
+		log.Error(err, "Some pending refresh tokens could not be persisted yet; retrying", "after", delay)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+var _ manager.LeaderElectionRunnable = replayRunnable{}
 
 // GracefulShutdownTimeout is how long the manager waits for reconciles when it stops: longer
 // than the critical section of a refresh. A Deployment's terminationGracePeriodSeconds must exceed it.

@@ -119,6 +119,13 @@ func (s *Store) Remove(t Token) error {
 	if s.dir == "" {
 		return nil
 	}
+	// The file may hold a newer token, written by another process sharing the directory: keep it.
+	if data, err := os.ReadFile(s.path(t.UID)); err == nil {
+		var onDisk Token
+		if json.Unmarshal(data, &onDisk) == nil && onDisk.RefreshToken != t.RefreshToken {
+			return nil
+		}
+	}
 	if err := os.Remove(s.path(t.UID)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

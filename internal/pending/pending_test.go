@@ -83,3 +83,18 @@ func TestStoreReportsUnreadableFilesAndKeepsTheRest(t *testing.T) {
 	g.Expect(err).To(MatchError(ContainSubstring("broken.pending.json")))
 	g.Expect(reopened.List()).To(HaveLen(1))
 }
+
+// A process that shares the directory and wrote a newer token keeps it when another removes its own.
+func TestStoreRemoveKeepsAFileAnotherProcessRewrote(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	dir := t.TempDir()
+	first, _ := pending.Open(dir)
+	g.Expect(first.Put(token("a", "old"))).To(Succeed())
+	second, _ := pending.Open(dir)
+	g.Expect(second.Put(token("a", "newer"))).To(Succeed())
+	g.Expect(first.Remove(token("a", "old"))).To(Succeed())
+	reopened, err := pending.Open(dir)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(reopened.List()).To(Equal([]pending.Token{token("a", "newer")}))
+}
