@@ -107,7 +107,7 @@ type tracker struct {
 	// token Mautic still accepts: what a person does who finds that a proxy answered.
 	personRefreshes int
 	lastTick        time.Time
-	ticks     int
+	ticks           int
 	// failedReads counts samples that could not read the API server (frozen).
 	failedReads int
 }
