@@ -37,6 +37,9 @@ const (
 	// brokenFor is how long a chain must have been broken, at the end, to count as lost although
 	// its connection is not Stalled yet (a dead manager's claim delays the refresh that would find out).
 	brokenFor = 20 * time.Second
+	// quietAfterChaos is how long the run waits after the last event before it settles: long
+	// enough for the retry after an ambiguous refresh, Mautic's refusal and the stall.
+	quietAfterChaos = 10 * time.Second
 )
 
 // TestChaos runs the manager binary through the events of driver_test.go and asserts that no
@@ -86,6 +89,9 @@ func TestChaos(t *testing.T) {
 	_ = resumeProcess(s.apiServerPid)
 	mautic.ClearFaults()
 	mautic.SetSlowDelay(heldDelay)
+	// The last event's consequences (a retry after an ambiguous refresh, its refusal, the stall)
+	// take a few seconds to show: let them, so that every reuse they cause meets its loss.
+	sleep(ctx, quietAfterChaos)
 
 	settled := false
 	for {
