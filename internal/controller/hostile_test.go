@@ -36,7 +36,7 @@ func TestHostileConnectionsDoNotDelayOthers(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	const (
-		healthy          = 30
+		healthy          = 50
 		healthyLifetime  = 6 * time.Second
 		minTokenInterval = 3 * time.Second
 		phase            = 20 * time.Second
