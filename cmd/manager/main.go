@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -26,6 +27,9 @@ func main() {
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader, so that one replica refreshes tokens at a time.")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the manager's own.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all namespaces.")
+	connectionSelector := flag.String("connection-selector", "",
+		"Label selector of the MauticConnections this manager serves, e.g. shard=a, to split connections across manager "+
+			"deployments; each selector elects its own leader. Empty serves every connection.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", controller.DefaultMaxConcurrentReconciles,
 		"Connections reconciled at once. Reconciles wait on Mautic and the API server, not the CPU; a slow Mautic host holds "+
 			"at most --mautic-max-concurrent-per-host of them.")
@@ -55,6 +59,14 @@ func main() {
 	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	opts.Namespaces = splitList(watchNamespaces)
+	if *connectionSelector != "" {
+		selector, err := labels.Parse(*connectionSelector)
+		if err != nil {
+			ctrl.Log.Error(err, "Invalid flags", "flag", "--connection-selector")
+			os.Exit(2)
+		}
+		opts.ConnectionSelector = selector
+	}
 	cidrs, err := mautic.ParseCIDRList(*denyTargetCIDRs)
 	if err != nil {
 		ctrl.Log.Error(err, "Invalid flags", "flag", "--deny-target-cidrs")

@@ -6,12 +6,15 @@ package operator
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -66,6 +69,10 @@ type Options struct {
 	LeaderElectionNamespace string
 	// Namespaces restricts what is watched; empty watches all namespaces.
 	Namespaces []string
+	// ConnectionSelector restricts the MauticConnections this manager serves to those its labels
+	// match, so that connections can be split across manager deployments (shards); nil serves all.
+	// Each shard elects its own leader.
+	ConnectionSelector labels.Selector
 	// MaxConcurrentReconciles is how many connections are reconciled at once.
 	MaxConcurrentReconciles int
 	// Mautic configures the Mautic client; its Timeout also bounds a refresh's critical section.
@@ -129,11 +136,11 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 	gracefulShutdown := criticalSection + shutdownMargin
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Scheme:                        NewScheme(),
-		Cache:                         cacheOptions(opts.Namespaces),
+		Cache:                         cacheOptions(opts.Namespaces, opts.ConnectionSelector),
 		Metrics:                       metricsOptions(opts),
 		HealthProbeBindAddress:        opts.ProbeAddr,
 		LeaderElection:                opts.LeaderElect,
-		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionID:              leaderElectionID(opts.ConnectionSelector),
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		GracefulShutdownTimeout:       &gracefulShutdown,
@@ -245,12 +252,15 @@ func (o *Operator) Run(ctx context.Context) error {
 	return err
 }
 
-// cacheOptions restricts the manager's caches: Secrets to those the operator writes, everything
-// to the watched namespaces, and no managed fields kept.
-func cacheOptions(namespaces []string) cache.Options {
+// cacheOptions restricts the manager's caches: Secrets to those the operator writes,
+// MauticConnections to this shard's, everything to the watched namespaces, and no managed fields kept.
+func cacheOptions(namespaces []string, connections labels.Selector) cache.Options {
 	options := cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject:         map[client.Object]cache.ByObject{&corev1.Secret{}: controller.ManagedSecretsCacheOptions()},
+	}
+	if connections != nil && !connections.Empty() {
+		options.ByObject[&authv1alpha1.MauticConnection{}] = cache.ByObject{Label: connections}
 	}
 	if len(namespaces) > 0 {
 		options.DefaultNamespaces = map[string]cache.Config{}
@@ -259,6 +269,16 @@ func cacheOptions(namespaces []string) cache.Options {
 		}
 	}
 	return options
+}
+
+// leaderElectionID names the Lease of a shard: LeaderElectionID for a manager that serves every
+// connection, and one Lease per selector otherwise, so that each shard has its own leader.
+func leaderElectionID(connections labels.Selector) string {
+	if connections == nil || connections.Empty() {
+		return LeaderElectionID
+	}
+	digest := sha256.Sum256([]byte(connections.String()))
+	return "shard-" + hex.EncodeToString(digest[:6]) + "." + LeaderElectionID
 }
 
 // metricsOptions serves metrics over HTTP/1.1 only, authenticated and authorized when secure.

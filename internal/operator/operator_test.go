@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
 	"github.com/mautic-operator/mautic-operator/internal/controller"
@@ -59,4 +60,17 @@ func TestDeploymentOutlastsAClaimedRefresh(t *testing.T) {
 	volume := slices.IndexFunc(pod.Volumes, func(v corev1.Volume) bool { return v.Name == container.VolumeMounts[mount].Name })
 	g.Expect(volume).NotTo(Equal(-1))
 	g.Expect(pod.Volumes[volume].EmptyDir).NotTo(BeNil(), "an emptyDir outlives container restarts")
+}
+
+// Each shard elects its own leader; a manager that serves every connection keeps the one Lease.
+func TestLeaderElectionIDPerShard(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	g.Expect(leaderElectionID(nil)).To(Equal(LeaderElectionID))
+	g.Expect(leaderElectionID(labels.Everything())).To(Equal(LeaderElectionID))
+	a := leaderElectionID(labels.SelectorFromSet(labels.Set{"shard": "a"}))
+	b := leaderElectionID(labels.SelectorFromSet(labels.Set{"shard": "b"}))
+	g.Expect(a).NotTo(Equal(b))
+	g.Expect(a).To(HaveSuffix("." + LeaderElectionID))
+	g.Expect(len(a)).To(BeNumerically("<=", 63), "a Lease name must fit a DNS label")
 }
