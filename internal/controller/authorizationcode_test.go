@@ -47,7 +47,7 @@ func (e *env) watchRotation(refreshes int, within time.Duration) {
 	}
 }
 
-// Issue 3, behaviours 1 and 6: over 20 refresh cycles every refresh uses the newest refresh token,
+// Over 20 refresh cycles every refresh uses the newest refresh token,
 // none is spent twice, a valid access token is published throughout, and the token Secret never
 // holds the refresh token.
 func TestAuthorizationCodeRotatesForTwentyCycles(t *testing.T) {
@@ -71,7 +71,7 @@ func TestAuthorizationCodeRotatesForTwentyCycles(t *testing.T) {
 	g.Expect(e.mautic.TokenRequestsByGrant("client_credentials")).To(BeZero())
 }
 
-// Issue 3, behaviour 2: two managers reconciling the same connection never spend one refresh token twice.
+// Two managers reconciling the same connection never spend one refresh token twice.
 func TestAuthorizationCodeTwoManagersNeverSpendATokenTwice(t *testing.T) {
 	t.Parallel()
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
@@ -80,7 +80,7 @@ func TestAuthorizationCodeTwoManagersNeverSpendATokenTwice(t *testing.T) {
 	e.watchRotation(8, 60*time.Second)
 }
 
-// Issue 3, behaviour 3: a restarted manager continues the chain without re-authorization.
+// A restarted manager continues the chain without re-authorization.
 func TestAuthorizationCodeRestartContinuesTheChain(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -94,7 +94,7 @@ func TestAuthorizationCodeRestartContinuesTheChain(t *testing.T) {
 	g.Expect(e.connection().Status.FailedAttempts).To(BeZero())
 }
 
-// Issue 3, behaviour 4: a revoked refresh token stalls the connection with ReauthorizationRequired
+// A revoked refresh token stalls the connection with ReauthorizationRequired
 // and the exact command to run, without a retry loop; a new seed recovers it.
 func TestAuthorizationCodeRevokedTokenNeedsReauthorization(t *testing.T) {
 	t.Parallel()

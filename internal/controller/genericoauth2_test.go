@@ -11,7 +11,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 )
 
-// Issue 3, behaviour 7: a standard OAuth2 server (RFC 6749 errors, its own token path, scopes) with
+// A standard OAuth2 server (RFC 6749 errors, its own token path, scopes) with
 // the resource-owner password grant.
 func TestPasswordGrantWithScopesAndTokenPath(t *testing.T) {
 	t.Parallel()

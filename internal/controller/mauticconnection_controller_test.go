@@ -14,7 +14,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 )
 
-// Behaviour 1: a connection becomes Ready with a token Secret that Mautic's API accepts, and the
+// A connection becomes Ready with a token Secret that Mautic's API accepts, and the
 // status reports the lifetime the server granted.
 func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	t.Parallel()
@@ -53,7 +53,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
 }
 
-// Behaviour 2: with a short lifetime, a new token is published before the old one expires, every
+// With a short lifetime, a new token is published before the old one expires, every
 // time, with one token request per cycle.
 func TestRefreshesBeforeExpiryEveryCycle(t *testing.T) {
 	t.Parallel()
@@ -84,7 +84,7 @@ func TestRefreshesBeforeExpiryEveryCycle(t *testing.T) {
 	g.Expect(e.connection().Status.FailedAttempts).To(BeZero())
 }
 
-// Behaviour 3: a restarted manager trusts the valid token it finds and asks Mautic for nothing.
+// A restarted manager trusts the valid token it finds and asks Mautic for nothing.
 func TestRestartWithValidTokensMakesNoTokenRequests(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -106,7 +106,7 @@ func TestRestartWithValidTokensMakesNoTokenRequests(t *testing.T) {
 	e.waitReady(authv1alpha1.TokenValidReason)
 }
 
-// Behaviour 4a: a new client secret publishes a token obtained with it, promptly.
+// A new client secret publishes a token obtained with it, promptly.
 func TestChangedCredentialsPublishANewToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -127,7 +127,7 @@ func TestChangedCredentialsPublishANewToken(t *testing.T) {
 	g.Expect(e.mautic.TokenRequests()).To(Equal(2))
 }
 
-// Behaviour 4b: a deleted or edited token Secret is restored from the current token at once, with
+// A deleted or edited token Secret is restored from the current token at once, with
 // no token request; a template change relabels it without a new token.
 func TestTokenSecretIsRepairedWithoutANewToken(t *testing.T) {
 	t.Parallel()
@@ -162,7 +162,7 @@ func TestTokenSecretIsRepairedWithoutANewToken(t *testing.T) {
 	g.Expect(e.mautic.TokenRequests()).To(Equal(1), "repairs and template changes never mint a token")
 }
 
-// Behaviour 5: errors a person must fix stall the connection with a reason naming the fix, and are
+// Errors a person must fix stall the connection with a reason naming the fix, and are
 // not retried in a loop.
 func TestConfigurationErrorsStallWithoutRetrying(t *testing.T) {
 	t.Parallel()
@@ -218,7 +218,7 @@ func TestConfigurationErrorsStallWithoutRetrying(t *testing.T) {
 	}
 }
 
-// Behaviour 6: 5xx, timeouts and HTML answers are retried with backoff while the still-valid token
+// 5xx, timeouts and HTML answers are retried with backoff while the still-valid token
 // stays published and Ready stays True until it really expires; recovery is automatic.
 func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 	t.Parallel()
@@ -261,7 +261,7 @@ func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 	}
 }
 
-// Behaviour 7: a missing credentials Secret or key names the Secret and key, and recovers by itself.
+// A missing credentials Secret or key names the Secret and key, and recovers by itself.
 func TestMissingCredentialsNameTheFixAndRecover(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
@@ -285,7 +285,7 @@ func TestMissingCredentialsNameTheFixAndRecover(t *testing.T) {
 		authv1alpha1.CredentialsSecretNotFoundReason, authv1alpha1.CredentialsKeyMissingReason, authv1alpha1.TokenValidReason))
 }
 
-// Behaviour 8: Basic credentials are published as an Authorization header once Mautic accepts them,
+// Basic credentials are published as an Authorization header once Mautic accepts them,
 // and a server with Basic auth disabled stalls the connection with a reason that says so.
 func TestBasicCredentials(t *testing.T) {
 	t.Parallel()

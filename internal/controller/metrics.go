@@ -16,7 +16,7 @@ import (
 
 // The operator's Prometheus metrics, served on the manager's metrics endpoint with
 // controller-runtime's own. Per-connection series carry only the labels namespace and name;
-// no label ever holds a token, a secret, a URL or a message (see DESIGN.md, Security).
+// no label ever holds a token, a secret, a URL or a message.
 
 // Results of a token refresh, the values of the result label of mautic_operator_refresh_total.
 const (

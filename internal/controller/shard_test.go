@@ -34,7 +34,9 @@ func TestShardsServeOnlyTheirConnections(t *testing.T) {
 		}
 	}
 	shard := func(selector string) func(*operator.Options) {
-		return func(o *operator.Options) { o.ConnectionSelector = labels.SelectorFromSet(labels.Set{"shard": selector}) }
+		return func(o *operator.Options) {
+			o.ConnectionSelector = labels.SelectorFromSet(labels.Set{"shard": selector})
+		}
 	}
 
 	stopA := controlPlane.StartManager(t, e.ns, shard("a"))

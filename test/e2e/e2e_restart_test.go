@@ -12,7 +12,7 @@ import (
 )
 
 // TestRestartMakesNoTokenRequests: a manager that starts again with valid tokens in place
-// reconciles the connection without asking Mautic for a token (DESIGN.md, Reconcile), the token
+// reconciles the connection without asking Mautic for a token (docs/architecture.md), the token
 // Secret keeps its token, and the restarted manager repairs a deleted token Secret from the token
 // it found, still without a token request.
 func TestRestartMakesNoTokenRequests(t *testing.T) {

@@ -1,5 +1,5 @@
-// Package mautictest is a Mautic-compatible OAuth2 and API test server. It reproduces the wire
-// behaviour described in shared/MAUTIC.md: the token endpoint with Mautic's error bodies and
+// Package mautictest is a Mautic-compatible OAuth2 and API test server. It reproduces Mautic's wire
+// behaviour (ApiBundle and its OAuth2 server, read from Mautic's source): the token endpoint with Mautic's error bodies and
 // refresh-token rotation, /api/users/self with Bearer and Basic auth, the API and basic-auth
 // switches, and the /index.php/... forms, with knobs for lifetimes, faults and counters.
 // Unit tests, envtest controller tests, e2e tests and `make demo` use it, so it does not
