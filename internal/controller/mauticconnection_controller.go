@@ -320,7 +320,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 			in.LastHandledRefreshRequest = known.RefreshRequest
 		}
 	}
-	reason, message, needed := token.NewTokenNeeded.Evaluate(in)
+	reason, message, needed := token.TokenNeededChain.Evaluate(in)
 	if !needed {
 		return ctrl.Result{}, nil
 	}

@@ -194,10 +194,10 @@ func recordRefreshResult(conn *authv1alpha1.MauticConnection, result string) {
 	operatorMetricsSet.recordRefreshResult(conn, result)
 }
 
-// ObserveTokenRequest records one HTTP request to Mautic in the request-duration histograms: token
+// ObserveMauticRequest records one HTTP request to Mautic in the request-duration histograms: token
 // requests by grant and status code, verify calls by status code. It has the signature of
 // mautic.Options.Observe, where the manager plugs it in.
-func ObserveTokenRequest(op mautic.Op, grant mautic.Grant, statusCode int, d time.Duration) {
+func ObserveMauticRequest(op mautic.Op, grant mautic.Grant, statusCode int, d time.Duration) {
 	operatorMetricsSet.observeRequest(op, grant, statusCode, d)
 }
 

@@ -442,7 +442,7 @@ func TestMetricsRegistered(t *testing.T) {
 	conn := metricsConnection("metrics-registered", "crm", authv1alpha1.GrantAuthorizationCode)
 	recordConnectionMetrics(conn)
 	recordRefreshResult(conn, refreshResultTransientError)
-	ObserveTokenRequest(mautic.OpToken, mautic.GrantRefreshToken, 503, time.Second)
+	ObserveMauticRequest(mautic.OpToken, mautic.GrantRefreshToken, 503, time.Second)
 	g.Expect(testutil.ToFloat64(operatorMetricsSet.tokenExpiry.WithLabelValues("metrics-registered", "crm"))).
 		To(Equal(unixSeconds(metricsExpiresAt)))
 	g.Expect(testutil.ToFloat64(operatorMetricsSet.refreshes.WithLabelValues("metrics-registered", "crm", refreshResultTransientError))).

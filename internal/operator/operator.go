@@ -117,7 +117,7 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 		opts.ClaimTTL = controller.DefaultClaimTTL
 	}
 	if opts.Mautic.Observe == nil {
-		opts.Mautic.Observe = controller.ObserveTokenRequest
+		opts.Mautic.Observe = controller.ObserveMauticRequest
 	}
 	store, err := pending.Open(opts.PendingDir)
 	if err != nil && store == nil {

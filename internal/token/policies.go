@@ -55,8 +55,8 @@ func (c Chain) Evaluate(in Input) (reason, message string, needed bool) {
 	return "", "", false
 }
 
-// NewTokenNeeded is the chain the reconciler runs before it calls Mautic.
-var NewTokenNeeded = Chain{
+// TokenNeededChain is the chain the reconciler runs before it calls Mautic.
+var TokenNeededChain = Chain{
 	TokenSecretModified,
 	NoToken,
 	CredentialsChanged,

@@ -28,14 +28,14 @@ func benchFreshInput() token.Input {
 	}
 }
 
-// BenchmarkNewTokenNeeded runs the whole policy chain. "fresh" is the steady-state path every
+// BenchmarkTokenNeededChain runs the whole policy chain. "fresh" is the steady-state path every
 // reconcile takes (no policy fires); "renewalDue" is the last policy firing, which formats its message.
-func BenchmarkNewTokenNeeded(b *testing.B) {
+func BenchmarkTokenNeededChain(b *testing.B) {
 	b.Run("fresh", func(b *testing.B) {
 		in := benchFreshInput()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, needed := token.NewTokenNeeded.Evaluate(in); needed {
+			if _, _, needed := token.TokenNeededChain.Evaluate(in); needed {
 				b.Fatal("a policy fired for a fresh token")
 			}
 		}
@@ -45,7 +45,7 @@ func BenchmarkNewTokenNeeded(b *testing.B) {
 		in.Now = in.RenewAt.Add(time.Second)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, needed := token.NewTokenNeeded.Evaluate(in); !needed {
+			if _, _, needed := token.TokenNeededChain.Evaluate(in); !needed {
 				b.Fatal("no policy fired for a token due for renewal")
 			}
 		}

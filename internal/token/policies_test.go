@@ -207,7 +207,7 @@ func TestPolicyDoesNotFireForFreshToken(t *testing.T) {
 	}
 }
 
-func TestNewTokenNeeded(t *testing.T) {
+func TestTokenNeededChain(t *testing.T) {
 	t.Parallel()
 
 	tests := []struct {
@@ -373,7 +373,7 @@ func TestNewTokenNeeded(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 
-			reason, message, needed := token.NewTokenNeeded.Evaluate(tt.input())
+			reason, message, needed := token.TokenNeededChain.Evaluate(tt.input())
 
 			g.Expect(reason).To(Equal(tt.wantReason))
 			g.Expect(needed).To(Equal(tt.wantReason != ""))
@@ -386,7 +386,7 @@ func TestNewTokenNeeded(t *testing.T) {
 	}
 }
 
-func TestNewTokenNeededPrecedence(t *testing.T) {
+func TestTokenNeededChainPrecedence(t *testing.T) {
 	t.Parallel()
 
 	// Each mutation makes exactly one policy fire.
@@ -462,7 +462,7 @@ func TestNewTokenNeededPrecedence(t *testing.T) {
 			for _, mutate := range tt.mutations {
 				mutate(&in)
 			}
-			reason, _, needed := token.NewTokenNeeded.Evaluate(in)
+			reason, _, needed := token.TokenNeededChain.Evaluate(in)
 
 			g.Expect(needed).To(BeTrue())
 			g.Expect(reason).To(Equal(tt.wantReason))
@@ -498,7 +498,7 @@ func TestRefreshRequestedFiresOncePerAnnotationValue(t *testing.T) {
 		in.RefreshRequest = step.annotation
 		in.LastHandledRefreshRequest = lastHandled
 
-		reason, _, needed := token.NewTokenNeeded.Evaluate(in)
+		reason, _, needed := token.TokenNeededChain.Evaluate(in)
 
 		g.Expect(needed).To(Equal(step.wantFired), "step %d, annotation %q", i, step.annotation)
 		if needed {
