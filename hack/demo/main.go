@@ -74,7 +74,7 @@ func main() {
 // demo holds what the steps share.
 type demo struct {
 	env     *localenv.Env
-	manager *localenv.Manager
+	manager *localenv.ManagerProcess
 	samples *localenv.AppliedSamples
 }
 

@@ -80,7 +80,7 @@ type Env struct {
 	adminConfig  []byte // the admin kubeconfig, the base of impersonating kubeconfigs
 
 	mu          sync.Mutex
-	managers    []*Manager
+	managers    []*ManagerProcess
 	kubeconfigs []string // files holding admin credentials, removed by Stop
 
 	stopOnce sync.Once

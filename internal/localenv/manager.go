@@ -42,10 +42,10 @@ type ManagerOptions struct {
 	StopTimeout time.Duration
 }
 
-// Manager is a manager binary running as a child process in its own process group, so that a
+// ManagerProcess is a manager binary running as a child process in its own process group, so that a
 // Ctrl-C in the terminal reaches the parent only, which then stops the manager with one SIGTERM
 // (a second signal would make the manager exit at once).
-type Manager struct {
+type ManagerProcess struct {
 	// Pid is the process id.
 	Pid int
 	// Args are the command-line arguments, without the binary.
@@ -68,8 +68,8 @@ type Manager struct {
 }
 
 // StartManager starts the manager binary against the control plane, with its output going to a log
-// file. Env.Stop stops it, as does Manager.Stop.
-func (e *Env) StartManager(opts ManagerOptions) (*Manager, error) {
+// file. Env.Stop stops it, as does ManagerProcess.Stop.
+func (e *Env) StartManager(opts ManagerOptions) (*ManagerProcess, error) {
 	binary := opts.Binary
 	if binary == "" {
 		binary = filepath.Join(e.Root, "bin", "manager")
@@ -90,8 +90,8 @@ func (e *Env) StartManager(opts ManagerOptions) (*Manager, error) {
 		return nil, fmt.Errorf("creating the manager log: %w", err)
 	}
 	// G204: the manager binary and its flags come from the test harness or the demo, not from input.
-	// noctx: the manager's lifetime is Manager.Stop's to end (SIGTERM, then kill), not a context's.
-	//nolint:gosec,noctx // a trusted binary whose lifetime Manager.Stop owns
+	// noctx: the manager's lifetime is ManagerProcess.Stop's to end (SIGTERM, then kill), not a context's.
+	//nolint:gosec,noctx // a trusted binary whose lifetime ManagerProcess.Stop owns
 	cmd := exec.Command(binary, append([]string{"--kubeconfig", kubeconfig}, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = managerProcAttr()
@@ -99,7 +99,7 @@ func (e *Env) StartManager(opts ManagerOptions) (*Manager, error) {
 		_ = logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", binary, err)
 	}
-	m := &Manager{
+	m := &ManagerProcess{
 		Pid:            cmd.Process.Pid,
 		Args:           cmd.Args[1:],
 		LogPath:        logPath,
@@ -162,10 +162,10 @@ func defaultGroups(user string) []string {
 }
 
 // Done is closed when the process has exited.
-func (m *Manager) Done() <-chan struct{} { return m.exited }
+func (m *ManagerProcess) Done() <-chan struct{} { return m.exited }
 
 // ExitStatus says how the process ended, e.g. "exit status 0", or "running".
-func (m *Manager) ExitStatus() string {
+func (m *ManagerProcess) ExitStatus() string {
 	select {
 	case <-m.exited:
 	default:
@@ -178,12 +178,12 @@ func (m *Manager) ExitStatus() string {
 }
 
 // Stopped reports whether Stop has been called, so that the manager's exit was asked for.
-func (m *Manager) Stopped() bool { return m.stopRequested.Load() }
+func (m *ManagerProcess) Stopped() bool { return m.stopRequested.Load() }
 
 // Stop sends SIGTERM to the manager's process group and waits for it to exit, killing the group
 // after the stop timeout, which it reports as an error. Only the first call does anything; later
 // calls return the same result.
-func (m *Manager) Stop() error {
+func (m *ManagerProcess) Stop() error {
 	m.stopRequested.Store(true)
 	m.stopOnce.Do(func() {
 		select {
@@ -214,7 +214,7 @@ func signalGroup(pid int, sig syscall.Signal) error {
 }
 
 // LogTail returns the last n lines of the manager's log, each indented by four spaces.
-func (m *Manager) LogTail(n int) string {
+func (m *ManagerProcess) LogTail(n int) string {
 	data, err := os.ReadFile(m.LogPath)
 	if err != nil {
 		return "    (cannot read: " + err.Error() + ")"

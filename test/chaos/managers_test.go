@@ -51,7 +51,7 @@ type exit struct {
 type process struct {
 	slot    *slot
 	number  int
-	manager *localenv.Manager
+	manager *localenv.ManagerProcess
 	started time.Time
 	// killed is set before the driver SIGKILLs it, so that its end is not counted as a crash.
 	killed atomic.Bool

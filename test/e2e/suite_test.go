@@ -47,7 +47,7 @@ type suite struct {
 	env *localenv.Env
 	// manager is the main manager, the one that watches all namespaces; tests that stop it for a
 	// while start it again (restartManager).
-	manager *localenv.Manager
+	manager *localenv.ManagerProcess
 	// managerOptions are how the main manager is started, for restarts; LogPath aside.
 	managerOptions localenv.ManagerOptions
 	// managerLogs are the logs of every run of the main manager, oldest first.
@@ -315,7 +315,7 @@ func (s *suite) restartManager(ctx context.Context) error {
 
 // waitHealthy waits until the manager answers 200 on /readyz at probeAddr, failing at once when
 // it exits.
-func waitHealthy(ctx context.Context, manager *localenv.Manager, probeAddr string) error {
+func waitHealthy(ctx context.Context, manager *localenv.ManagerProcess, probeAddr string) error {
 	httpClient := &http.Client{Timeout: 5 * time.Second}
 	err := wait.PollUntilContextTimeout(ctx, pollInterval, eventuallyTimeout, true, func(ctx context.Context) (bool, error) {
 		select {
