@@ -159,27 +159,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 
 	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval()}
 	before := conn.DeepCopy()
-	defer func() {
-		clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
-		computeStatus(conn, s.facts(clean))
-		if s.failure != nil {
-			r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
-		}
-		recordConnectionMetrics(conn)
-		if outcome, attempted := s.refreshResult(); attempted {
-			recordRefreshResult(conn, outcome)
-		}
-		if equality.Semantic.DeepEqual(before.Status, conn.Status) || r.statuses.written(req.NamespacedName, conn.UID, &conn.Status) {
-			return // a steady-state reconcile writes nothing, nor one that sees its own write not yet cached
-		}
-		if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
-			// The error's backoff replaces any planned requeue: controller-runtime ignores a requeue
-			// returned with an error.
-			result, retErr = ctrl.Result{}, kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
-			return
-		}
-		r.statuses.put(req.NamespacedName, conn.UID, &conn.Status)
-	}()
+	defer func() { result, retErr = r.finishReconcile(ctx, s, before, result, retErr) }()
 
 	if conn.Spec.Suspend {
 		logf.FromContext(ctx).V(1).Info("Connection is suspended; not refreshing")
@@ -207,6 +187,33 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAt.Sub(s.now), minRequeue)})
 	}
 	return result, nil
+}
+
+// finishReconcile ends every reconcile of an existing connection: it computes the whole status
+// from the scope, reports the failure once (event and metrics), and patches the status only when
+// it changed. A failed patch's error replaces the planned requeue: controller-runtime ignores a
+// requeue returned with an error.
+func (r *MauticConnectionReconciler) finishReconcile(ctx context.Context, s *scope, before *authv1alpha1.MauticConnection,
+	result ctrl.Result, retErr error) (ctrl.Result, error) {
+	conn := s.conn
+	key := client.ObjectKeyFromObject(conn)
+	clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
+	computeStatus(conn, s.facts(clean))
+	if s.failure != nil {
+		r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
+	}
+	recordConnectionMetrics(conn)
+	if outcome, attempted := s.refreshResult(); attempted {
+		recordRefreshResult(conn, outcome)
+	}
+	if equality.Semantic.DeepEqual(before.Status, conn.Status) || r.statuses.written(key, conn.UID, &conn.Status) {
+		return result, retErr // a steady-state reconcile writes nothing, nor one that sees its own write not yet cached
+	}
+	if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
+		return ctrl.Result{}, kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
+	}
+	r.statuses.put(key, conn.UID, &conn.Status)
+	return result, retErr
 }
 
 // reconcileCredentials normalises spec.url and reads the credentials Secret and the optional CA
