@@ -174,8 +174,12 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	for _, run := range phases {
 		phaseResult, err := run(ctx, s)
 		if err != nil {
-			if s.failure != nil && s.failure.class == mautic.ClassConfiguration {
+			switch {
+			case s.failure != nil && s.failure.class == mautic.ClassConfiguration:
 				return r.retryConfiguration(ctx, s), nil
+			case s.failure != nil && s.failure.class == mautic.ClassReauthorization:
+				// Reported once, by finishReconcile; a person acts, and their change triggers the next reconcile.
+				return ctrl.Result{}, nil
 			}
 			return ctrl.Result{}, err
 		}
@@ -492,7 +496,7 @@ func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, 
 	f := describeFailure(s, err)
 	s.failure = f
 	if f.class != mautic.ClassTransient {
-		logf.FromContext(ctx).Error(err, "Token request failed; waiting for the spec or a Secret to change", "reason", f.reason)
+		logf.FromContext(ctx).Error(err, "Token request failed; a person must act", "reason", f.reason, "class", f.class.String())
 		return ctrl.Result{}, reconcile.TerminalError(err)
 	}
 
