@@ -68,6 +68,10 @@ chaos-report: controlplane build ## Run test-chaos and put its report into docs/
 bench: controlplane ## Run the benchmarks (docs/benchmarks.md is the report of one run).
 	hack/bench.sh
 
+.PHONY: bench-scale
+bench-scale: controlplane ## Measure the manager binary with SCALE_CONNECTIONS (default 1000) connections; report in SCALE_REPORT (docs/scale.md).
+	hack/bench-scale.sh
+
 .PHONY: verify
 verify: manifests generate ## Regenerate and fail when generated files are stale.
 	@if [ -n "$$(git status --porcelain -- api config)" ]; then \

@@ -1,0 +1,493 @@
+// Package scale measures the manager binary, as built from cmd/manager, with many
+// ClientCredentials MauticConnections spread over many Mautic test servers, and writes a markdown
+// report (docs/scale.md holds the report of one run). It is not part of `make test`: TestScale
+// skips unless SCALE_CONNECTIONS is set; `make bench-scale` runs it. Environment:
+//
+//	SCALE_CONNECTIONS        MauticConnections to create (required, e.g. 1000)
+//	SCALE_HOSTS              Mautic test servers, each its own host:port (default 50)
+//	SCALE_UNRELATED_SECRETS  Secrets of 10 KiB in another namespace, unrelated to any connection (default 0)
+//	SCALE_MANAGER_ARGS       extra manager flags, space-separated
+//	SCALE_RESTART_WINDOW     how long the restarted manager is watched (default 30s)
+//	SCALE_READY_TIMEOUT      how long all connections may take to become Ready (default 30m)
+//	SCALE_REPORT             the markdown report (default bin/scale-report.md of the repository)
+//	SCALE_COMMAND            the command to name in the report
+package scale
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+)
+
+const (
+	connNamespace      = "scale"
+	unrelatedNamespace = "scale-unrelated"
+	unrelatedSize      = 10 * 1024
+	creators           = 8
+)
+
+type params struct {
+	connections, hosts, unrelated int
+	extraArgs                     []string
+	restartWindow, readyTimeout   time.Duration
+	report, command               string
+}
+
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a non-negative integer", name, v)
+	}
+	return n, nil
+}
+
+func envDuration(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q: %w", name, v, err)
+	}
+	return d, nil
+}
+
+func readParams(root string) (p params, err error) {
+	if p.connections, err = envInt("SCALE_CONNECTIONS", 0); err != nil {
+		return p, err
+	}
+	if p.hosts, err = envInt("SCALE_HOSTS", 50); err != nil {
+		return p, err
+	}
+	if p.hosts == 0 {
+		p.hosts = 1
+	}
+	if p.unrelated, err = envInt("SCALE_UNRELATED_SECRETS", 0); err != nil {
+		return p, err
+	}
+	if p.restartWindow, err = envDuration("SCALE_RESTART_WINDOW", 30*time.Second); err != nil {
+		return p, err
+	}
+	if p.readyTimeout, err = envDuration("SCALE_READY_TIMEOUT", 30*time.Minute); err != nil {
+		return p, err
+	}
+	p.extraArgs = strings.Fields(os.Getenv("SCALE_MANAGER_ARGS"))
+	p.report = os.Getenv("SCALE_REPORT")
+	if p.report == "" {
+		p.report = filepath.Join(root, "bin", "scale-report.md")
+	}
+	p.command = os.Getenv("SCALE_COMMAND")
+	if p.command == "" {
+		p.command = fmt.Sprintf("SCALE_CONNECTIONS=%d go test -v -timeout 0 ./test/scale/", p.connections)
+	}
+	return p, nil
+}
+
+// apiCounts is apiserver_request_total summed by "VERB resource[/subresource]".
+type apiCounts map[string]float64
+
+var (
+	labelRE = regexp.MustCompile(`(\w+)="([^"]*)"`)
+)
+
+func scrapeAPI(ctx context.Context, hc *http.Client, host string) (apiCounts, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(host, "/")+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET /metrics: %s: %s", resp.Status, b)
+	}
+	counts := apiCounts{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		end := strings.LastIndex(line, "}")
+		if end < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(line[end+1:]), 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, m := range labelRE.FindAllStringSubmatch(line[:end], -1) {
+			labels[m[1]] = m[2]
+		}
+		key := labels["resource"]
+		if key == "" {
+			continue // non-resource URLs such as /metrics, /healthz
+		}
+		if labels["subresource"] != "" {
+			key += "/" + labels["subresource"]
+		}
+		counts[labels["verb"]+" "+key] += v
+	}
+	return counts, sc.Err()
+}
+
+func (a apiCounts) minus(b apiCounts) apiCounts {
+	d := apiCounts{}
+	for k, v := range a {
+		if x := v - b[k]; x > 0.5 {
+			d[k] = x
+		}
+	}
+	return d
+}
+
+func (a apiCounts) writes() (n float64) {
+	for k, v := range a {
+		switch strings.SplitN(k, " ", 2)[0] {
+		case "POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY", "CREATE", "UPDATE":
+			n += v
+		}
+	}
+	return n
+}
+
+func (a apiCounts) table(title string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%s\n\n| verb | resource | requests |\n|---|---|---:|\n", title)
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		b.WriteString("| – | – | 0 |\n")
+	}
+	for _, k := range keys {
+		parts := strings.SplitN(k, " ", 2)
+		fmt.Fprintf(&b, "| %s | %s | %.0f |\n", parts[0], parts[1], a[k])
+	}
+	return b.String()
+}
+
+// rssKiB reads VmRSS of pid.
+func rssKiB(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			if len(f) >= 2 {
+				n, _ := strconv.Atoi(f[1])
+				return n
+			}
+		}
+	}
+	return -1
+}
+
+func mib(kib int) string {
+	if kib < 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
+}
+
+// parallel runs fn(i) for i in [0,n) on a few goroutines and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	next := make(chan int)
+	for w := 0; w < creators; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+func tokenRequests(servers []*mautictest.Server) int {
+	n := 0
+	for _, s := range servers {
+		n += s.TokenRequests()
+	}
+	return n
+}
+
+func readyCount(ctx context.Context, c client.Client) (int, int, error) {
+	var list authv1alpha1.MauticConnectionList
+	if err := c.List(ctx, &list, client.InNamespace(connNamespace)); err != nil {
+		return 0, 0, err
+	}
+	ready := 0
+	for i := range list.Items {
+		if meta.IsStatusConditionTrue(list.Items[i].Status.Conditions, authv1alpha1.ReadyCondition) {
+			ready++
+		}
+	}
+	return ready, len(list.Items), nil
+}
+
+func TestScale(t *testing.T) {
+	if os.Getenv("SCALE_CONNECTIONS") == "" {
+		t.Skip("scale test skipped: set SCALE_CONNECTIONS (e.g. 1000) or run `make bench-scale`")
+	}
+	g := NewWithT(t)
+	root, err := localenv.RepoRoot()
+	g.Expect(err).NotTo(HaveOccurred())
+	p, err := readParams(root)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(p.connections).To(BeNumerically(">", 0), "SCALE_CONNECTIONS")
+	_, err = localenv.AssetsDir()
+	g.Expect(err).NotTo(HaveOccurred(), "export KUBEBUILDER_ASSETS (hack/controlplane.sh prints it)")
+	ctx := context.Background()
+	started := time.Now()
+
+	workDir := t.TempDir()
+	if os.Getenv("SCALE_KEEP") != "" {
+		workDir, err = os.MkdirTemp("", "mautic-operator-scale-")
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Logf("work directory (manager logs): %s", workDir)
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-o", workDir+string(filepath.Separator), "../../cmd/manager")
+	out, err := build.CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), "building the manager: %s", out)
+	binary := filepath.Join(workDir, "manager")
+
+	env, err := localenv.Start(localenv.Options{WorkDir: workDir, AdminUser: "scale-admin"})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = env.Stop() })
+	c := env.Client
+
+	// Mautic test servers. The test server's certificate (net/http/httptest's) names 127.0.0.1
+	// only, so each server is its own host:port on 127.0.0.1: the manager's per-host limits are
+	// keyed by host:port, so each counts as a separate host.
+	servers := make([]*mautictest.Server, p.hosts)
+	apps := make([]mautictest.ClientApp, p.hosts)
+	for i := range servers {
+		s := mautictest.NewUnstartedServer()
+		g.Expect(s.StartTLSOn("127.0.0.1:0")).To(Succeed())
+		t.Cleanup(s.Close)
+		servers[i] = s
+		apps[i] = s.NewClient(fmt.Sprintf("scale %d", i), true)
+	}
+
+	for _, ns := range []string{connNamespace, unrelatedNamespace} {
+		g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	}
+	g.Expect(parallel(p.hosts, func(i int) error {
+		if err := c.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: connNamespace, Name: fmt.Sprintf("creds-%03d", i)},
+			Data:       map[string][]byte{authv1alpha1.ClientIDKey: []byte(apps[i].ID), authv1alpha1.ClientSecretKey: []byte(apps[i].Secret)},
+		}); err != nil {
+			return err
+		}
+		return c.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: connNamespace, Name: fmt.Sprintf("ca-%03d", i)},
+			Data:       map[string][]byte{authv1alpha1.CACertKey: servers[i].CACertPEM()},
+		})
+	})).To(Succeed())
+	filler := []byte(strings.Repeat("x", unrelatedSize))
+	unrelatedStart := time.Now()
+	g.Expect(parallel(p.unrelated, func(i int) error {
+		return c.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: unrelatedNamespace, Name: fmt.Sprintf("unrelated-%06d", i)},
+			Data:       map[string][]byte{"data": filler},
+		})
+	})).To(Succeed())
+	unrelatedTook := time.Since(unrelatedStart)
+
+	hc, err := rest.HTTPClientFor(env.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	scrape := func() apiCounts {
+		counts, err := scrapeAPI(ctx, hc, env.Config.Host)
+		g.Expect(err).NotTo(HaveOccurred())
+		return counts
+	}
+
+	startManager := func(n int) *localenv.ManagerProcess {
+		metrics, err := localenv.FreeLocalAddress()
+		g.Expect(err).NotTo(HaveOccurred())
+		probe, err := localenv.FreeLocalAddress()
+		g.Expect(err).NotTo(HaveOccurred())
+		args := append([]string{
+			"--metrics-bind-address=" + metrics,
+			"--metrics-secure=false",
+			"--health-probe-bind-address=" + probe,
+		}, p.extraArgs...)
+		m, err := env.StartManager(localenv.ManagerOptions{
+			Binary:  binary,
+			Args:    args,
+			LogPath: filepath.Join(workDir, fmt.Sprintf("manager-%d.log", n)),
+		})
+		g.Expect(err).NotTo(HaveOccurred())
+		return m
+	}
+
+	// Phase 1: the manager idles with the unrelated Secrets in place, then N connections appear.
+	m1 := startManager(1)
+	time.Sleep(10 * time.Second)
+	rssIdle := rssKiB(m1.Pid)
+	t.Logf("manager idle RSS %s", mib(rssIdle))
+
+	before := scrape()
+	tokensBefore := tokenRequests(servers)
+	createStart := time.Now()
+	g.Expect(parallel(p.connections, func(i int) error {
+		h := i % p.hosts
+		return c.Create(ctx, &authv1alpha1.MauticConnection{
+			ObjectMeta: metav1.ObjectMeta{Namespace: connNamespace, Name: fmt.Sprintf("conn-%06d", i)},
+			Spec: authv1alpha1.MauticConnectionSpec{
+				URL:                  servers[h].URL(),
+				Grant:                authv1alpha1.GrantClientCredentials,
+				CredentialsSecretRef: authv1alpha1.SecretReference{Name: fmt.Sprintf("creds-%03d", h)},
+				TLS:                  &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: fmt.Sprintf("ca-%03d", h)}},
+			},
+		})
+	})).To(Succeed())
+	createTook := time.Since(createStart)
+	t.Logf("created %d connections in %s", p.connections, createTook.Round(time.Millisecond))
+
+	var readyTook time.Duration
+	peakRSS := 0
+	deadline := time.Now().Add(p.readyTimeout)
+	lastLog := time.Time{}
+	for {
+		ready, total, err := readyCount(ctx, c)
+		g.Expect(err).NotTo(HaveOccurred())
+		if r := rssKiB(m1.Pid); r > peakRSS {
+			peakRSS = r
+		}
+		if ready == p.connections && total == p.connections {
+			readyTook = time.Since(createStart)
+			break
+		}
+		if time.Since(lastLog) > 15*time.Second {
+			t.Logf("%s: %d/%d Ready, %d token requests", time.Since(createStart).Round(time.Second), ready, p.connections, tokenRequests(servers)-tokensBefore)
+			lastLog = time.Now()
+		}
+		select {
+		case <-m1.Done():
+			t.Fatalf("manager exited: %s\n%s", m1.ExitStatus(), m1.LogTail(40))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d/%d connections Ready after %s\n%s", ready, p.connections, p.readyTimeout, m1.LogTail(40))
+		}
+		time.Sleep(time.Second)
+	}
+	readyAPI := scrape().minus(before)
+	readyTokens := tokenRequests(servers) - tokensBefore
+	t.Logf("all %d Ready after %s, %d token requests", p.connections, readyTook.Round(time.Second), readyTokens)
+	time.Sleep(10 * time.Second)
+	rssReady := rssKiB(m1.Pid)
+
+	// Phase 2: a steady minute with valid tokens.
+	steadyBefore := scrape()
+	steadyTokensBefore := tokenRequests(servers)
+	time.Sleep(60 * time.Second)
+	steadyAPI := scrape().minus(steadyBefore)
+	steadyTokens := tokenRequests(servers) - steadyTokensBefore
+	rssSteady := rssKiB(m1.Pid)
+
+	// Phase 3: restart with valid tokens in place.
+	g.Expect(m1.Stop()).To(Succeed())
+	restartBefore := scrape()
+	restartTokensBefore := tokenRequests(servers)
+	m2 := startManager(2)
+	time.Sleep(p.restartWindow)
+	restartAPI := scrape().minus(restartBefore)
+	restartTokens := tokenRequests(servers) - restartTokensBefore
+	rssRestart := rssKiB(m2.Pid)
+	ready, _, err := readyCount(ctx, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(m2.Stop()).To(Succeed())
+
+	// Report.
+	goVersion, _ := exec.Command("go", "version").Output()
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Scale run: %d ClientCredentials connections\n\n", p.connections)
+	fmt.Fprintf(&b, "- date: %s\n", started.UTC().Format(time.RFC3339))
+	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs (nproc), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.TrimSpace(string(goVersion)))
+	fmt.Fprintf(&b, "- command: `%s`\n", p.command)
+	fmt.Fprintf(&b, "- connections %d over %d Mautic test servers (HTTPS, one host:port each on 127.0.0.1), %d unrelated 10 KiB Secrets in another namespace\n",
+		p.connections, p.hosts, p.unrelated)
+	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe addresses; extra: `%s`\n", strings.Join(p.extraArgs, " "))
+	fmt.Fprintf(&b, "- control plane: envtest kube-apiserver + etcd on the same machine; the manager runs as system:masters\n\n")
+	b.WriteString("| figure | value |\n|---|---:|\n")
+	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	row("creating the unrelated Secrets took", unrelatedTook.Round(time.Millisecond).String())
+	row("creating the connections took", createTook.Round(time.Millisecond).String())
+	row("time from the first create until all connections are Ready", readyTook.Round(time.Second).String())
+	row("connections Ready per second (overall)", fmt.Sprintf("%.1f", float64(p.connections)/readyTook.Seconds()))
+	row("token requests until all Ready", strconv.Itoa(readyTokens))
+	row("API writes until all Ready", fmt.Sprintf("%.0f", readyAPI.writes()))
+	row("API writes per connection until Ready", fmt.Sprintf("%.2f", readyAPI.writes()/float64(p.connections)))
+	row("manager RSS, idle before connections (10 s after start)", mib(rssIdle))
+	row("manager RSS, peak seen while connections became Ready (1 s samples)", mib(peakRSS))
+	row("manager RSS, 10 s after all Ready", mib(rssReady))
+	row("manager RSS, after a steady minute", mib(rssSteady))
+	row("steady minute: token requests", strconv.Itoa(steadyTokens))
+	row("steady minute: API writes", fmt.Sprintf("%.0f", steadyAPI.writes()))
+	row(fmt.Sprintf("restart (%s window): token requests", p.restartWindow), strconv.Itoa(restartTokens))
+	row(fmt.Sprintf("restart (%s window): API writes", p.restartWindow), fmt.Sprintf("%.0f", restartAPI.writes()))
+	row("restart: manager RSS at the end of the window", mib(rssRestart))
+	row("restart: connections Ready at the end of the window", fmt.Sprintf("%d/%d", ready, p.connections))
+	b.WriteString(readyAPI.table("API requests (apiserver_request_total delta, all clients incl. the harness's creates and 1/s List) from the first create until all Ready:"))
+	b.WriteString(steadyAPI.table("API requests during the steady minute after all Ready (the harness makes none):"))
+	b.WriteString(restartAPI.table(fmt.Sprintf("API requests during the restart window (%s from starting the new manager; the harness makes none):", p.restartWindow)))
+	report := b.String()
+	t.Log("\n" + report)
+	g.Expect(os.MkdirAll(filepath.Dir(p.report), 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(p.report, []byte(report), 0o644)).To(Succeed())
+	t.Logf("report written to %s", p.report)
+}
