@@ -100,8 +100,11 @@ func (r *MauticConnectionReconciler) credentialsUnchanged(ctx context.Context, s
 		s.credentials, s.credentialsHash, s.caCert, s.secretVersions = remembered.credentials, remembered.hash, remembered.caCert, versions
 		return true
 	}
-	live, conflict, err := r.readTokenSecret(ctx, s.conn)
-	if err != nil || conflict {
+	// A token Secret the operator published is in the cache; one that is not cannot be trusted
+	// anyway, so there is no uncached read here (reconcileToken tells a missing Secret from a foreign one).
+	live := &corev1.Secret{}
+	if err := r.Client.Get(ctx, client.ObjectKey{Namespace: s.conn.Namespace, Name: s.conn.TokenSecretName()}, live); err != nil ||
+		!metav1.IsControlledBy(live, s.conn) {
 		return false
 	}
 	if published := issuedFromSecret(live); published != nil && published.SecretVersions == versions && published.CredentialsHash != "" {
