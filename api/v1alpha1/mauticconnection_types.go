@@ -68,6 +68,9 @@ const (
 	CredentialsOptInLabel = "auth.mautic-operator.dev/credentials"
 	// RefreshRequestedAtAnnotation on a MauticConnection requests a new token; any new value triggers one refresh.
 	RefreshRequestedAtAnnotation = "auth.mautic-operator.dev/refresh-requested-at"
+	// TokenIssuedAtAnnotation on the token Secret records when the published token was issued
+	// (RFC 3339 with nanoseconds); with the expires_at key it gives the token's renewal time.
+	TokenIssuedAtAnnotation = "auth.mautic-operator.dev/issued-at"
 	// AuthorizedAtAnnotation on the state Secret records when a person last authorized the connection.
 	AuthorizedAtAnnotation = "auth.mautic-operator.dev/authorized-at"
 	// StateSecretSuffix names the state Secret of an AuthorizationCode connection: "<name>-oauth-state".

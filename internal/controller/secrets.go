@@ -20,7 +20,7 @@ import (
 // Annotations the operator keeps on the token Secret so that it can trust what it finds there
 // after a restart without asking Mautic for a new token. They hold hashes and times, never secrets.
 const (
-	issuedAtAnnotation        = "auth.mautic-operator.dev/issued-at"
+	issuedAtAnnotation        = authv1alpha1.TokenIssuedAtAnnotation
 	credentialsHashAnnotation = "auth.mautic-operator.dev/credentials-hash"
 	connectionHashAnnotation  = "auth.mautic-operator.dev/connection-hash"
 	tokenHashAnnotation       = "auth.mautic-operator.dev/token-hash"

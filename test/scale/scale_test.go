@@ -8,6 +8,7 @@
 //	SCALE_UNRELATED_SECRETS  Secrets of 10 KiB in another namespace, unrelated to any connection (default 0)
 //	SCALE_MANAGER_ARGS       extra manager flags, space-separated
 //	SCALE_RESTART_WINDOW     how long the restarted manager is watched (default 30s)
+//	SCALE_CYCLE_LIFETIME     access-token lifetime of the refresh cycle after the restart (default 5m; 0 skips the cycle)
 //	SCALE_READY_TIMEOUT      how long all connections may take to become Ready (default 30m)
 //	SCALE_REPORT             the markdown report (default bin/scale-report.md of the repository)
 //	SCALE_COMMAND            the command to name in the report
@@ -48,12 +49,16 @@ const (
 	unrelatedNamespace = "scale-unrelated"
 	unrelatedSize      = 10 * 1024
 	creators           = 8
+	// minCycleLifetime keeps the refresh cycle's renewal time (two thirds of the lifetime, less
+	// up to half a twentieth of jitter) after the manager's minimum interval between token requests.
+	minCycleLifetime = 2 * time.Minute
 )
 
 type params struct {
 	connections, hosts, unrelated int
 	extraArgs                     []string
 	restartWindow, readyTimeout   time.Duration
+	cycleLifetime                 time.Duration
 	report, command               string
 }
 
@@ -99,6 +104,14 @@ func readParams(root string) (p params, err error) {
 	}
 	if p.readyTimeout, err = envDuration("SCALE_READY_TIMEOUT", 30*time.Minute); err != nil {
 		return p, err
+	}
+	if p.cycleLifetime, err = envDuration("SCALE_CYCLE_LIFETIME", 5*time.Minute); err != nil {
+		return p, err
+	}
+	if p.cycleLifetime > 0 && p.cycleLifetime < minCycleLifetime {
+		return p, fmt.Errorf("SCALE_CYCLE_LIFETIME=%s: want at least %s (or 0 to skip the cycle), so that the renewal time "+
+			"stays after the manager's default --min-token-interval of 1m and the lag measures the operator, not that floor",
+			p.cycleLifetime, minCycleLifetime)
 	}
 	p.extraArgs = strings.Fields(os.Getenv("SCALE_MANAGER_ARGS"))
 	p.report = os.Getenv("SCALE_REPORT")
@@ -174,6 +187,10 @@ func (a apiCounts) minus(b apiCounts) apiCounts {
 	}
 	return d
 }
+
+// managerWrites is writes without the kube-apiserver's own lease renewals (PUT leases about every
+// 10 s; the scale manager runs without leader election, so none of them are its).
+func (a apiCounts) managerWrites() float64 { return a.writes() - a["PUT leases"] }
 
 func (a apiCounts) writes() (n float64) {
 	for k, v := range a {
@@ -255,6 +272,15 @@ func parallel(n int, fn func(i int) error) error {
 	return first
 }
 
+// connectionName names the i-th MauticConnection.
+func connectionName(i int) string { return fmt.Sprintf("conn-%06d", i) }
+
+// serverAddress is the loopback address of the i-th Mautic test server: 127.0.0.2 onwards, then
+// 127.0.1.2 and so on.
+func serverAddress(i int) string {
+	return fmt.Sprintf("127.0.%d.%d", i/250, i%250+2)
+}
+
 func tokenRequests(servers []*mautictest.Server) int {
 	n := 0
 	for _, s := range servers {
@@ -308,14 +334,16 @@ func TestScale(t *testing.T) {
 	t.Cleanup(func() { _ = env.Stop() })
 	c := env.Client
 
-	// Mautic test servers. The test server's certificate (net/http/httptest's) names 127.0.0.1
-	// only, so each server is its own host:port on 127.0.0.1: the manager's per-host limits are
-	// keyed by host:port, so each counts as a separate host.
+	// Mautic test servers, each on its own loopback address (127.0.0.2, 127.0.0.3, …) with a
+	// certificate naming it, as separate Mautic sites would be: the manager's per-host limits,
+	// connection pools and TLS sessions are per address.
 	servers := make([]*mautictest.Server, p.hosts)
 	apps := make([]mautictest.ClientApp, p.hosts)
 	for i := range servers {
+		address := serverAddress(i)
 		s := mautictest.NewUnstartedServer()
-		g.Expect(s.StartTLSOn("127.0.0.1:0")).To(Succeed())
+		g.Expect(s.SetCertificateHosts(address)).To(Succeed())
+		g.Expect(s.StartTLSOn(address + ":0")).To(Succeed())
 		t.Cleanup(s.Close)
 		servers[i] = s
 		apps[i] = s.NewClient(fmt.Sprintf("scale %d", i), true)
@@ -385,7 +413,7 @@ func TestScale(t *testing.T) {
 	g.Expect(parallel(p.connections, func(i int) error {
 		h := i % p.hosts
 		return c.Create(ctx, &authv1alpha1.MauticConnection{
-			ObjectMeta: metav1.ObjectMeta{Namespace: connNamespace, Name: fmt.Sprintf("conn-%06d", i)},
+			ObjectMeta: metav1.ObjectMeta{Namespace: connNamespace, Name: connectionName(i)},
 			Spec: authv1alpha1.MauticConnectionSpec{
 				URL:                  servers[h].URL(),
 				Grant:                authv1alpha1.GrantClientCredentials,
@@ -450,6 +478,15 @@ func TestScale(t *testing.T) {
 	rssRestart := rssKiB(m2.Pid)
 	ready, _, err := readyCount(ctx, c)
 	g.Expect(err).NotTo(HaveOccurred())
+
+	// Phase 4: a refresh cycle with short-lived tokens, on the restarted manager.
+	var cycle cycleResult
+	if p.cycleLifetime > 0 {
+		harness := cycleHarness{client: c, config: env.Config, servers: servers, connections: p.connections,
+			managerPid: m2.Pid, scrape: scrape, logf: t.Logf}
+		cycle, err = harness.runCycle(ctx, p.cycleLifetime, p.readyTimeout)
+		g.Expect(err).NotTo(HaveOccurred(), "refresh cycle\n%s", m2.LogTail(40))
+	}
 	g.Expect(m2.Stop()).To(Succeed())
 
 	// Report.
@@ -459,7 +496,7 @@ func TestScale(t *testing.T) {
 	fmt.Fprintf(&b, "- date: %s\n", started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- machine: %s/%s, %d CPUs (nproc), %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), strings.TrimSpace(string(goVersion)))
 	fmt.Fprintf(&b, "- command: `%s`\n", p.command)
-	fmt.Fprintf(&b, "- connections %d over %d Mautic test servers (HTTPS, one host:port each on 127.0.0.1), %d unrelated 10 KiB Secrets in another namespace\n",
+	fmt.Fprintf(&b, "- connections %d over %d Mautic test servers (HTTPS, each on its own loopback address from 127.0.0.2), %d unrelated 10 KiB Secrets in another namespace\n",
 		p.connections, p.hosts, p.unrelated)
 	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe addresses; extra: `%s`\n", strings.Join(p.extraArgs, " "))
 	fmt.Fprintf(&b, "- control plane: envtest kube-apiserver + etcd on the same machine; the manager runs as system:masters\n\n")
@@ -482,6 +519,9 @@ func TestScale(t *testing.T) {
 	row(fmt.Sprintf("restart (%s window): API writes", p.restartWindow), fmt.Sprintf("%.0f", restartAPI.writes()))
 	row("restart: manager RSS at the end of the window", mib(rssRestart))
 	row("restart: connections Ready at the end of the window", fmt.Sprintf("%d/%d", ready, p.connections))
+	if p.cycleLifetime > 0 {
+		b.WriteString(cycle.report())
+	}
 	b.WriteString(readyAPI.table("API requests (apiserver_request_total delta, all clients incl. the harness's creates and 1/s List) from the first create until all Ready:"))
 	b.WriteString(steadyAPI.table("API requests during the steady minute after all Ready (the harness makes none):"))
 	b.WriteString(restartAPI.table(fmt.Sprintf("API requests during the restart window (%s from starting the new manager; the harness makes none):", p.restartWindow)))
