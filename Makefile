@@ -9,6 +9,10 @@ CONTROLLER_GEN ?= $(BIN_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(BIN_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBECTL ?= kubectl
+# helm, built from hack/helm (its own module) with the release build's version stamps.
+HELM_VERSION ?= v3.22.0
+HELM ?= $(BIN_DIR)/helm-$(HELM_VERSION)
+HELM_K8S_MINOR ?= 37
 GO_TEST_FLAGS ?= -count=1
 export MAUTIC_OPERATOR_CACHE := $(CACHE_DIR)
 
@@ -29,6 +33,11 @@ all: build
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the markers in api/ and internal/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	@# The chart renders these generated files (charts/mautic-operator/files); test/chart checks the copies.
+	rm -f charts/mautic-operator/files/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/mautic-operator/files/crds/
+	cp config/rbac/role.yaml charts/mautic-operator/files/manager-role.yaml
+	cp config/prometheus/alerts.yaml charts/mautic-operator/files/alerts.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
@@ -51,8 +60,8 @@ controlplane: ## Build kube-apiserver and etcd from pinned Go modules into the c
 	@hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health, e2e and a short chaos run.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./... 
+test: controlplane $(HELM) $(CONTROLLER_GEN) ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health, e2e, a short chaos run, the chart (helm lint/template) and the image tool.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM=$(HELM) CONTROLLER_GEN=$(CONTROLLER_GEN) KUBECTL=$(KUBECTL) go test $(GO_TEST_FLAGS) ./... 
 	cd hack/image && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
@@ -84,9 +93,9 @@ bench-scale: controlplane ## Measure the manager binary with SCALE_CONNECTIONS (
 
 .PHONY: verify
 verify: manifests generate ## Regenerate and fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "Generated files are stale: run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; \
+		git status --porcelain -- api config charts; git diff -- api config charts | head -50; exit 1; \
 	fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	go vet ./...
@@ -106,10 +115,12 @@ build: ## Build the manager binary and the kubectl plugin into bin/, stamped wit
 run: ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd/manager
 
+INSTALLER ?= dist/install.yaml
+
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager with image IMG).
-	mkdir -p dist
-	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" > dist/install.yaml
+build-installer: manifests ## Write INSTALLER (dist/install.yaml): CRD, RBAC, manager with image IMG.
+	mkdir -p $(dir $(INSTALLER))
+	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" > $(INSTALLER)
 
 ##@ Image
 
@@ -169,6 +180,20 @@ $(GOLANGCI_LINT):
 	mkdir -p $(BIN_DIR)/golangci-lint-build
 	GOBIN=$(BIN_DIR)/golangci-lint-build go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN_DIR)/golangci-lint-build/golangci-lint $(GOLANGCI_LINT)
+
+.PHONY: helm
+helm: $(HELM) ## Build helm from hack/helm into the cache (first use only; heavy).
+
+.PHONY: test-chart
+test-chart: $(HELM) $(CONTROLLER_GEN) ## Lint and render charts/mautic-operator over several value sets and compare it with config/ (test/chart).
+	HELM=$(HELM) CONTROLLER_GEN=$(CONTROLLER_GEN) KUBECTL=$(KUBECTL) go test $(GO_TEST_FLAGS) ./test/chart/...
+
+$(HELM):
+	mkdir -p $(BIN_DIR)
+	cd hack/helm && go build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)" \
+		-o $(HELM) helm.sh/helm/v3/cmd/helm
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN_DIR)
