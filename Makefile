@@ -150,6 +150,31 @@ image: image-tool ## Build IMAGE_PACKAGE (./cmd/manager) as image IMG for IMAGE_
 test-image: ## Run the image tool's tests (its own module): reproducible digest, user 65532, one layer holding only the binary.
 	cd hack/image && go test $(GO_TEST_FLAGS) ./...
 
+##@ Release
+
+KREW_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+KREW_DIR ?= dist/krew
+
+.PHONY: krew-manifest
+krew-manifest: ## Build the kubectl-mautic archives of KREW_PLATFORMS into KREW_DIR and render KREW_DIR/mautic.yaml for VERSION (a tag like v1.2.3).
+	rm -rf $(KREW_DIR) && mkdir -p $(KREW_DIR)
+	@set -e; for p in $(KREW_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; d=$(KREW_DIR)/kubectl-mautic_$${os}_$${arch}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $$d/kubectl-mautic$$ext ./cmd/kubectl-mautic; \
+		cp LICENSE $$d/ 2>/dev/null || true; \
+		tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner -C $$d -cf - . | gzip -n > $$d.tar.gz; \
+		rm -rf $$d; \
+	done
+	go run ./hack/krew --version $(VERSION) --archives $(KREW_DIR) > $(KREW_DIR)/mautic.yaml
+	@echo "Wrote $(KREW_DIR)/mautic.yaml and its archives"
+
+CHART_VERSION ?= $(patsubst v%,%,$(VERSION))
+
+.PHONY: chart-package
+chart-package: $(HELM) ## Package charts/mautic-operator as dist/mautic-operator-CHART_VERSION.tgz, version and appVersion from VERSION.
+	mkdir -p dist
+	$(HELM) package charts/mautic-operator --destination dist --version $(CHART_VERSION) --app-version $(VERSION)
+
 ##@ Deployment
 
 PLUGIN_DIR ?= $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
