@@ -1,7 +1,6 @@
 package chart
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"sort"
@@ -21,21 +20,11 @@ func readText(t *testing.T, name string) string {
 	return string(data)
 }
 
-// readYAML reads a YAML file of the chart as a map.
-func readYAML(t *testing.T, name string) map[string]any {
+// readMap reads a YAML or JSON file of the chart as a map.
+func readMap(t *testing.T, name string) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := yaml.Unmarshal([]byte(readText(t, name)), &m); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return m
-}
-
-// readJSON reads a JSON file of the chart as a map.
-func readJSON(t *testing.T, name string) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal([]byte(readText(t, name)), &m); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	return m

@@ -156,8 +156,8 @@ func TestGracePeriodOutlastsAClaimedRefresh(t *testing.T) {
 // Every leaf of values.yaml is documented in the chart's README and typed in values.schema.json.
 func TestEveryValueDocumentedAndInSchema(t *testing.T) {
 	g := NewWithT(t)
-	values := readYAML(t, "values.yaml")
-	schema := readJSON(t, "values.schema.json")
+	values := readMap(t, "values.yaml")
+	schema := readMap(t, "values.schema.json")
 	readme := readText(t, "README.md")
 	keys := leafKeys("", values)
 	g.Expect(len(keys)).To(BeNumerically(">", 50))
