@@ -9,8 +9,21 @@ CONTROLLER_GEN ?= $(BIN_DIR)/controller-gen-$(CONTROLLER_TOOLS_VERSION)
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(BIN_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUBECTL ?= kubectl
+# helm, built from hack/helm (its own module) with the release build's version stamps.
+HELM_VERSION ?= v3.22.0
+HELM ?= $(BIN_DIR)/helm-$(HELM_VERSION)
+HELM_K8S_MINOR ?= 37
 GO_TEST_FLAGS ?= -count=1
 export MAUTIC_OPERATOR_CACHE := $(CACHE_DIR)
+
+# Version stamping (internal/version) of `make build` and `make image`; the Dockerfile takes the
+# same values as build arguments.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+VERSION_PKG := github.com/mautic-operator/mautic-operator/internal/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Commit=$(COMMIT)
+# Every time inside the image is the commit time, so the same commit gives the same image digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 
 .PHONY: all
 all: build
@@ -20,6 +33,11 @@ all: build
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate the CRD and RBAC from the markers in api/ and internal/.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	@# The chart renders these generated files (charts/mautic-operator/files); test/chart checks the copies.
+	rm -f charts/mautic-operator/files/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/mautic-operator/files/crds/
+	cp config/rbac/role.yaml charts/mautic-operator/files/manager-role.yaml
+	cp config/prometheus/alerts.yaml charts/mautic-operator/files/alerts.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate the DeepCopy methods of the API types.
@@ -42,8 +60,9 @@ controlplane: ## Build kube-apiserver and etcd from pinned Go modules into the c
 	@hack/controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health, e2e and a short chaos run.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./... 
+test: controlplane $(HELM) $(CONTROLLER_GEN) ## Run every test: unit, the client against the Mautic test server, envtest controller, plugin, GitOps health, e2e, a short chaos run, the chart (helm lint/template) and the image tool.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM=$(HELM) CONTROLLER_GEN=$(CONTROLLER_GEN) KUBECTL=$(KUBECTL) go test $(GO_TEST_FLAGS) ./... 
+	cd hack/image && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-e2e
 test-e2e: controlplane ## Run the end-to-end suite: the manager binary against the local control plane.
@@ -74,9 +93,9 @@ bench-scale: controlplane ## Measure the manager binary with SCALE_CONNECTIONS (
 
 .PHONY: verify
 verify: manifests generate ## Regenerate and fail when generated files are stale.
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts)" ]; then \
 		echo "Generated files are stale: run 'make manifests generate' and commit:"; \
-		git status --porcelain -- api config; git diff -- api config | head -50; exit 1; \
+		git status --porcelain -- api config charts; git diff -- api config charts | head -50; exit 1; \
 	fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	go vet ./...
@@ -88,18 +107,73 @@ demo: controlplane build ## Local control plane + Mautic test server + manager b
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/demo
 
 .PHONY: build
-build: ## Build the manager binary and the kubectl plugin into bin/.
-	go build -o bin/manager ./cmd/manager
-	go build -o bin/kubectl-mautic ./cmd/kubectl-mautic
+build: ## Build the manager binary and the kubectl plugin into bin/, stamped with VERSION and COMMIT.
+	go build -ldflags "$(LDFLAGS)" -o bin/manager ./cmd/manager
+	go build -ldflags "$(LDFLAGS)" -o bin/kubectl-mautic ./cmd/kubectl-mautic
 
 .PHONY: run
 run: ## Run the manager against the cluster of the current kubeconfig.
 	go run ./cmd/manager
 
+INSTALLER ?= dist/install.yaml
+
 .PHONY: build-installer
-build-installer: manifests ## Write dist/install.yaml (CRD, RBAC, manager with image IMG).
+build-installer: manifests ## Write INSTALLER (dist/install.yaml): CRD, RBAC, manager with image IMG.
+	mkdir -p $(dir $(INSTALLER))
+	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" > $(INSTALLER)
+
+##@ Image
+
+# make image builds IMAGE_PACKAGE into the multi-arch OCI image IMG without a container engine
+# (hack/image): the OCI layout bin/image/<name>/ and its tarball bin/image/<name>.tar, where <name>
+# is the package's last path element (bin/image/manager.tar for the manager). Any main package:
+#   make image IMAGE_PACKAGE=./hack/pause IMG=example.com/pause:dev
+# Import on a node: ctr -n k8s.io images import --all-platforms bin/image/manager.tar
+IMAGE_PACKAGE ?= ./cmd/manager
+IMAGE_PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_OUT ?= bin/image/$(notdir $(IMAGE_PACKAGE))
+IMAGE_TOOL ?= bin/image-tool
+
+.PHONY: image-tool
+image-tool: ## Build the image tool (hack/image) as bin/image-tool; run bin/image-tool --help for its flags.
+	cd hack/image && go build -o $(CURDIR)/$(IMAGE_TOOL) .
+
+.PHONY: image
+image: image-tool ## Build IMAGE_PACKAGE (./cmd/manager) as image IMG for IMAGE_PLATFORMS into IMAGE_OUT/ (OCI layout) and IMAGE_OUT.tar.
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(IMAGE_TOOL) --package $(IMAGE_PACKAGE) --name $(IMG) \
+		--platforms $(IMAGE_PLATFORMS) --ldflags "$(LDFLAGS)" \
+		--label org.opencontainers.image.version=$(VERSION) --label org.opencontainers.image.revision=$(COMMIT) \
+		--label org.opencontainers.image.source=https://github.com/mautic-operator/mautic-operator \
+		--oci-layout $(IMAGE_OUT) --tarball $(IMAGE_OUT).tar
+
+.PHONY: test-image
+test-image: ## Run the image tool's tests (its own module): reproducible digest, user 65532, one layer holding only the binary.
+	cd hack/image && go test $(GO_TEST_FLAGS) ./...
+
+##@ Release
+
+KREW_PLATFORMS ?= linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows/amd64
+KREW_DIR ?= dist/krew
+
+.PHONY: krew-manifest
+krew-manifest: ## Build the kubectl-mautic archives of KREW_PLATFORMS into KREW_DIR and render KREW_DIR/mautic.yaml for VERSION (a tag like v1.2.3).
+	rm -rf $(KREW_DIR) && mkdir -p $(KREW_DIR)
+	@set -e; for p in $(KREW_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; d=$(KREW_DIR)/kubectl-mautic_$${os}_$${arch}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $$d/kubectl-mautic$$ext ./cmd/kubectl-mautic; \
+		cp LICENSE $$d/ 2>/dev/null || true; \
+		tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner -C $$d -cf - . | gzip -n > $$d.tar.gz; \
+		rm -rf $$d; \
+	done
+	go run ./hack/krew --version $(VERSION) --archives $(KREW_DIR) > $(KREW_DIR)/mautic.yaml
+	@echo "Wrote $(KREW_DIR)/mautic.yaml and its archives"
+
+CHART_VERSION ?= $(patsubst v%,%,$(VERSION))
+
+.PHONY: chart-package
+chart-package: $(HELM) ## Package charts/mautic-operator as dist/mautic-operator-CHART_VERSION.tgz, version and appVersion from VERSION.
 	mkdir -p dist
-	$(KUBECTL) kustomize config/default | sed "s#image: controller:latest#image: $(IMG)#" > dist/install.yaml
+	$(HELM) package charts/mautic-operator --destination dist --version $(CHART_VERSION) --app-version $(VERSION)
 
 ##@ Deployment
 
@@ -131,6 +205,20 @@ $(GOLANGCI_LINT):
 	mkdir -p $(BIN_DIR)/golangci-lint-build
 	GOBIN=$(BIN_DIR)/golangci-lint-build go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN_DIR)/golangci-lint-build/golangci-lint $(GOLANGCI_LINT)
+
+.PHONY: helm
+helm: $(HELM) ## Build helm from hack/helm into the cache (first use only; heavy).
+
+.PHONY: test-chart
+test-chart: $(HELM) $(CONTROLLER_GEN) ## Lint and render charts/mautic-operator over several value sets and compare it with config/ (test/chart).
+	HELM=$(HELM) CONTROLLER_GEN=$(CONTROLLER_GEN) KUBECTL=$(KUBECTL) go test $(GO_TEST_FLAGS) ./test/chart/...
+
+$(HELM):
+	mkdir -p $(BIN_DIR)
+	cd hack/helm && go build -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+		-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR) \
+		-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR)" \
+		-o $(HELM) helm.sh/helm/v3/cmd/helm
 
 $(CONTROLLER_GEN):
 	mkdir -p $(BIN_DIR)

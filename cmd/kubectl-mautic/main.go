@@ -24,6 +24,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/version"
 )
 
 // Exit codes.
@@ -148,6 +149,9 @@ func run(ctx context.Context, args []string, d deps) int {
 		}
 		printUsage(d.stdout)
 		return exitOK
+	case "version":
+		fmt.Fprintln(d.stdout, "kubectl-mautic", version.String())
+		return exitOK
 	}
 	info, ok := lookupCommand(name)
 	if !ok {
@@ -253,6 +257,7 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %s\n", info.usage)
 	}
 	fmt.Fprintln(w, "  kubectl mautic help [COMMAND]")
+	fmt.Fprintln(w, "  kubectl mautic version")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	for _, info := range commands {

@@ -16,6 +16,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/version"
 )
 
 func main() {
@@ -54,9 +55,14 @@ func main() {
 		"Use a credentials Secret only when it carries the label auth.mautic-operator.dev/credentials=true (multi-tenant clusters).")
 	flag.DurationVar(&opts.MinTokenInterval, "min-token-interval", controller.DefaultMinTokenInterval,
 		"Least time between two token requests of one connection, whatever its spec or its server says.")
+	printVersion := flag.Bool("version", false, "Print the version and commit, then exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *printVersion {
+		fmt.Println("manager", version.String())
+		return
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	opts.Namespaces = splitList(watchNamespaces)
 	if *connectionSelector != "" {
@@ -94,7 +100,7 @@ func run(ctx context.Context, opts operator.Options, qps float32, burst int) err
 	if err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "watchNamespaces", opts.Namespaces, "leaderElection", opts.LeaderElect,
+	ctrl.Log.WithName("setup").Info("Starting manager", "version", version.Version, "commit", version.Commit, "watchNamespaces", opts.Namespaces, "leaderElection", opts.LeaderElect,
 		"gracefulShutdownTimeout", op.GracefulShutdownTimeout(), "pendingRefreshTokenDir", opts.PendingDir)
 	return op.Run(ctx)
 }
