@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,7 +42,7 @@ func describeFailure(s *scope, err error) *failure {
 		f.reason = authv1alpha1.ForbiddenAddressReason
 		f.message = fmt.Sprintf("%v: point spec.url at the Mautic site; if this address is intended, an admin changes the "+
 			"manager's --deny-target-cidrs (or sets --allow-link-local-targets)", err)
-	case isCertificateError(err):
+	case mautic.IsCertificateError(err):
 		f.reason = authv1alpha1.TLSErrorReason
 		f.message = fmt.Sprintf("Mautic's TLS certificate is not trusted (%v): put its CA in a Secret's %s key and set spec.tls.caSecretRef",
 			err, authv1alpha1.CACertKey)
@@ -83,16 +81,6 @@ func describeMauticError(apiErr *mautic.Error, grant authv1alpha1.Grant, ref str
 	default:
 		return authv1alpha1.RequestRejectedReason, fmt.Sprintf("%v: check spec.url, spec.grant and the credentials in Secret %s", apiErr, ref)
 	}
-}
-
-// isCertificateError reports whether err is a failure to verify the server's certificate.
-func isCertificateError(err error) bool {
-	var unknownAuthority x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verification *tls.CertificateVerificationError
-	return errors.As(err, &unknownAuthority) || errors.As(err, &hostname) ||
-		errors.As(err, &invalid) || errors.As(err, &verification)
 }
 
 // actionFor names the action of an event from the reason a token was requested.
