@@ -94,6 +94,10 @@ type MauticConnectionReconciler struct {
 type scope struct {
 	conn *authv1alpha1.MauticConnection
 	now  time.Time
+	// minTokenInterval is the least time between two token requests of this connection.
+	minTokenInterval time.Duration
+	// refreshRequest is the refresh-requested-at annotation's value as the status records it.
+	refreshRequest string
 
 	// Set by reconcileCredentials.
 	baseURL         string
@@ -103,8 +107,6 @@ type scope struct {
 	connectionHash  string
 	// secretVersions are the resourceVersions of the Secrets read, to tell a changed input.
 	secretVersions string
-	// minTokenInterval is the least time between two token requests of this connection.
-	minTokenInterval time.Duration
 	// credentialsDeferred is true when the credentials are trusted from the Secrets' versions but
 	// not read: they are read before a token request.
 	credentialsDeferred bool
@@ -117,10 +119,15 @@ type scope struct {
 	requestMessage       string
 	issuedNow            bool
 	verified             *mautic.VerifyResult
-	failure              *failure
+
+	// Set by phaseFailed: this reconcile's failed attempt, nil when none.
+	failure *failure
+	// Set by finishReconcile: when current is due for renewal.
+	renewAt time.Time
 }
 
-// phase is one step of a reconcile; phases run in order and stop at the first error.
+// phase is one step of a reconcile. Phases run in order; phaseFailed decides whether the next one
+// runs after an error (after a transient failure or a wait it does, to repair the token Secret).
 type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=auth.mautic-operator.dev,resources=mauticconnections,verbs=get;list;watch
@@ -155,7 +162,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 
-	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval()}
+	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval(), refreshRequest: refreshRequest(conn)}
 	before := conn.DeepCopy()
 	defer func() { result, retErr = r.finishReconcile(ctx, s, before, result, retErr) }()
 
@@ -182,7 +189,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	}
 	r.retries.forget(req.NamespacedName)
 	if s.current != nil && s.failure == nil {
-		renewAt := s.renewAt(s.current)
+		renewAt := s.renewalTime(s.current)
 		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAt.Sub(s.now), minRequeue)})
 	}
 	return result, nil
@@ -197,7 +204,10 @@ func (r *MauticConnectionReconciler) finishReconcile(ctx context.Context, s *sco
 	result ctrl.Result, retErr error) (ctrl.Result, error) {
 	conn := s.conn
 	key := client.ObjectKeyFromObject(conn)
-	computeStatus(conn, s.facts(retErr == nil))
+	if s.current != nil {
+		s.renewAt = s.renewalTime(s.current)
+	}
+	computeStatus(s, retErr == nil)
 	if s.failure != nil {
 		r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
 	}
@@ -315,12 +325,12 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		TokenSecretModified:       modified,
 		CredentialsHash:           s.credentialsHash,
 		ConnectionHash:            s.connectionHash,
-		RefreshRequest:            refreshRequest(s.conn),
+		RefreshRequest:            s.refreshRequest,
 		LastHandledRefreshRequest: s.conn.Status.LastHandledRefreshRequest,
 	}
 	if known != nil {
 		in.Issued = &known.Issued
-		in.RenewAt = s.renewAt(known)
+		in.RenewAt = s.renewalTime(known)
 		if known.RefreshRequest == in.RefreshRequest {
 			// Handled by the token we know, whatever a stale cached status says.
 			in.LastHandledRefreshRequest = known.RefreshRequest
@@ -523,9 +533,9 @@ func (r *MauticConnectionReconciler) readSecret(ctx context.Context, namespace, 
 	return secret, nil
 }
 
-// renewAt returns when t is due for renewal, never sooner than the minimum interval between token
-// requests after it was issued.
-func (s *scope) renewAt(t *issuedToken) time.Time {
+// renewalTime returns when t is due for renewal, never sooner than the minimum interval between
+// token requests after it was issued.
+func (s *scope) renewalTime(t *issuedToken) time.Time {
 	renewAt := renewAtFor(s.conn, t, s.refreshTokenIssuedAt)
 	if earliest := t.IssuedAt.Add(s.minTokenInterval); renewAt.Before(earliest) {
 		return earliest
