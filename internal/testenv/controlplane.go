@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"testing"
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -132,6 +131,16 @@ func (cp *ControlPlane) Stop() error {
 	return cp.env.Stop()
 }
 
+// TB is the part of testing.TB the harness uses. The package does not import testing, so that a
+// program (make demo, through localenv) can use it.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
 // shared is the control plane of a test package, started by the first test that needs one.
 var shared struct {
 	once sync.Once
@@ -143,7 +152,7 @@ var shared struct {
 // have one fails with the reason (KUBEBUILDER_ASSETS unset, say). Logs of the control plane's
 // clients and of the managers are discarded unless TEST_LOG is set. The package's TestMain must
 // be Main, which stops it.
-func Shared(t testing.TB) *ControlPlane {
+func Shared(t TB) *ControlPlane {
 	t.Helper()
 	shared.once.Do(func() {
 		if os.Getenv("TEST_LOG") != "" {
@@ -159,9 +168,9 @@ func Shared(t testing.TB) *ControlPlane {
 	return shared.cp
 }
 
-// Main is the TestMain of a test package that uses Shared: it runs the tests, then stops the
-// control plane if a test started one, and exits with the tests' result.
-func Main(m *testing.M) {
+// Main is the TestMain of a test package that uses Shared: it runs the tests (m is the package's
+// *testing.M), then stops the control plane if a test started one, and exits with the tests' result.
+func Main(m interface{ Run() int }) {
 	code := m.Run()
 	if shared.cp != nil {
 		if err := shared.cp.Stop(); err != nil {

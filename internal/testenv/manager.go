@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"net/http"
-	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
@@ -16,14 +15,14 @@ import (
 // --watch-namespaces, built by internal/operator as cmd/manager builds it, with the real Mautic
 // client (1s timeout, no rate limit); configure may change the options. It stops when the test
 // ends, or earlier through the returned function.
-func (cp *ControlPlane) StartManager(t testing.TB, namespace string, configure ...func(*operator.Options)) (stop func()) {
+func (cp *ControlPlane) StartManager(t TB, namespace string, configure ...func(*operator.Options)) (stop func()) {
 	t.Helper()
 	return cp.StartManagerThrough(t, namespace, nil, configure...)
 }
 
 // StartManagerThrough is StartManager with the manager's requests to the API server passing
 // through wrap (nil: none), so that a test can fail them as an outage would.
-func (cp *ControlPlane) StartManagerThrough(t testing.TB, namespace string, wrap func(http.RoundTripper) http.RoundTripper,
+func (cp *ControlPlane) StartManagerThrough(t TB, namespace string, wrap func(http.RoundTripper) http.RoundTripper,
 	configure ...func(*operator.Options)) (stop func()) {
 	t.Helper()
 	config := rest.CopyConfig(cp.Config)

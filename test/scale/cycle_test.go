@@ -18,8 +18,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
@@ -166,7 +167,7 @@ type cycleHarness struct {
 // measured. The manager's --min-token-interval must be shorter than the renewal time.
 func (h cycleHarness) runCycle(ctx context.Context, lifetime, timeout time.Duration) (cycleResult, error) {
 	result := cycleResult{lifetime: lifetime}
-	watch, err := startTokenWatch(ctx, h.config, localenv.NewScheme())
+	watch, err := startTokenWatch(ctx, h.config, testenv.NewScheme())
 	if err != nil {
 		return result, err
 	}
