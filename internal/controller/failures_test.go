@@ -12,9 +12,12 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
 // Credentials in the failure tests' scope: no failure message may quote them.
@@ -287,6 +290,70 @@ func TestDescribeFailure(t *testing.T) {
 			g.Expect(f.retryAfter).To(BeZero(), "the backoff is phaseFailed's to set")
 			for _, secret := range []string{failureClientID, failureClientSecret, failureUsername, failurePassword} {
 				g.Expect(f.message).NotTo(ContainSubstring(secret))
+			}
+		})
+	}
+}
+
+// phaseFailed is the one place a phase's error is interpreted: a wait only requeues, a stall or a
+// failed request becomes the scope's failure with its next attempt, and the API server's errors go
+// back to controller-runtime untouched.
+func TestPhaseFailed(t *testing.T) {
+	t.Parallel()
+	apiDown := apierrors.NewServiceUnavailable("the API server is down")
+	tests := []struct {
+		name         string
+		err          error
+		wantResult   ctrl.Result
+		wantErr      error
+		wantClass    mautic.Class
+		wantNoFail   bool
+		wantInReason string
+		wantMessage  string
+	}{
+		{name: "another manager refreshes", err: &requestError{err: errRefreshInFlight},
+			wantResult: ctrl.Result{RequeueAfter: inFlightRetry}, wantNoFail: true},
+		{name: "the manager shuts down", err: &requestError{err: errShuttingDown},
+			wantResult: ctrl.Result{RequeueAfter: inFlightRetry}, wantNoFail: true},
+		{name: "a configuration stall", err: configurationError(authv1alpha1.CredentialsKeyMissingReason, "no client_secret"),
+			wantResult: ctrl.Result{RequeueAfter: DefaultConfigurationRetry}, wantClass: mautic.ClassConfiguration,
+			wantInReason: authv1alpha1.CredentialsKeyMissingReason, wantMessage: "no client_secret (next attempt at 2025-03-01T12:10:45Z)"},
+		{name: "a stall only a person ends", err: reauthorizationError(authv1alpha1.ReauthorizationRequiredReason, "authorize again"),
+			wantClass: mautic.ClassReauthorization, wantInReason: authv1alpha1.ReauthorizationRequiredReason, wantMessage: "authorize again"},
+		{name: "Mautic answers 503", err: &requestError{err: &mautic.Error{Op: mautic.OpToken, StatusCode: 503}},
+			wantResult: ctrl.Result{RequeueAfter: token.Backoff(1, 0)}, wantClass: mautic.ClassTransient,
+			wantInReason: authv1alpha1.RefreshFailedReason, wantMessage: "retrying"},
+		{name: "a stall found during the request", err: &requestError{err: configurationError(authv1alpha1.AuthorizationRequiredReason, "no refresh token yet")},
+			wantResult: ctrl.Result{RequeueAfter: DefaultConfigurationRetry}, wantClass: mautic.ClassConfiguration,
+			wantInReason: authv1alpha1.AuthorizationRequiredReason, wantMessage: "no refresh token yet (next attempt at"},
+		{name: "the API server's error", err: apiDown, wantErr: apiDown, wantNoFail: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			r := &MauticConnectionReconciler{}
+			s := failureScope(authv1alpha1.GrantClientCredentials)
+
+			result, err := r.phaseFailed(context.Background(), s, tc.err)
+
+			g.Expect(result).To(Equal(tc.wantResult))
+			if tc.wantErr != nil {
+				g.Expect(err).To(BeIdenticalTo(tc.wantErr))
+			} else {
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+			if tc.wantNoFail {
+				g.Expect(s.failure).To(BeNil())
+				return
+			}
+			g.Expect(s.failure).NotTo(BeNil())
+			g.Expect(s.failure.class).To(Equal(tc.wantClass))
+			g.Expect(s.failure.reason).To(Equal(tc.wantInReason))
+			g.Expect(s.failure.message).To(ContainSubstring(tc.wantMessage))
+			g.Expect(s.stalled()).To(Equal(tc.wantClass != mautic.ClassTransient))
+			if tc.wantClass == mautic.ClassTransient {
+				g.Expect(s.failure.retryAfter).To(Equal(tc.wantResult.RequeueAfter))
 			}
 		})
 	}

@@ -518,3 +518,70 @@ func TestRotationDoesNotResendAfterAnUnusableAnswer(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), "a person asked: if a proxy answered in Mautic's place, the token still works")
 	g.Expect(refreshstate.RefreshToken(w.state())).To(Equal(rotatedRefreshToken))
 }
+
+// A refresh that cannot spend the stored token safely stops before Mautic sees a request: a claim
+// lost to another manager waits, a missing, foreign or rejected token stalls, and an API server
+// that refuses the claim is the API server's error, retried by controller-runtime.
+func TestRotationStopsBeforeSpending(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// arrange changes the world before the refresh.
+		arrange    func(g Gomega, w *rotationWorld)
+		wantWait   bool
+		wantReason string // the stall's reason; "" for none
+		wantAPIErr bool
+	}{
+		{name: "another manager claims first", wantWait: true, arrange: func(g Gomega, w *rotationWorld) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.beforeWrite = func(ctx context.Context, c client.WithWatch, obj client.Object) {
+				if _, claiming := obj.GetAnnotations()[authv1alpha1.RefreshClaimAnnotation]; claiming {
+					w.mu.Lock()
+					w.beforeWrite = nil
+					w.mu.Unlock()
+					state := &corev1.Secret{}
+					g.Expect(c.Get(ctx, client.ObjectKeyFromObject(obj), state)).To(Succeed())
+					metav1.SetMetaDataAnnotation(&state.ObjectMeta, "example.com/touched", "yes")
+					g.Expect(c.Update(ctx, state)).To(Succeed()) // the claim's resourceVersion is now stale
+				}
+			}
+		}},
+		{name: "no state Secret", wantReason: authv1alpha1.AuthorizationRequiredReason, arrange: func(g Gomega, w *rotationWorld) {
+			g.Expect(w.client.Delete(context.Background(), w.state())).To(Succeed())
+		}},
+		{name: "a state Secret another object controls", wantReason: authv1alpha1.TokenSecretConflictReason, arrange: func(g Gomega, w *rotationWorld) {
+			state := w.state()
+			state.OwnerReferences[0].UID = "someone-else"
+			g.Expect(w.client.Update(context.Background(), state)).To(Succeed())
+		}},
+		{name: "a token Mautic refused before", wantReason: authv1alpha1.ReauthorizationRequiredReason, arrange: func(g Gomega, w *rotationWorld) {
+			state := w.state()
+			refreshstate.SetRejected(state, storedRefreshToken)
+			g.Expect(w.client.Update(context.Background(), state)).To(Succeed())
+		}},
+		{name: "the API server refuses the claim", wantAPIErr: true, arrange: func(_ Gomega, w *rotationWorld) {
+			w.setFailWrites(true)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			w := newRotationWorld(t)
+			tc.arrange(g, w)
+
+			_, err := w.refresh(w.reconciler(nil))
+
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(w.mautic.refreshTokensPresented()).To(BeEmpty(), "nothing was sent to Mautic")
+			g.Expect(errors.Is(err, errRefreshInFlight)).To(Equal(tc.wantWait), "%v", err)
+			var stall *stallError
+			g.Expect(errors.As(err, &stall)).To(Equal(tc.wantReason != ""), "%v", err)
+			if tc.wantReason != "" {
+				g.Expect(stall.reason).To(Equal(tc.wantReason))
+			}
+			g.Expect(apierrors.IsServiceUnavailable(err)).To(Equal(tc.wantAPIErr), "%v", err)
+		})
+	}
+}

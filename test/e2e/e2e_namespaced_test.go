@@ -40,7 +40,7 @@ const (
 // create, nothing cluster-scoped.
 var namespacedKinds = []string{"ServiceAccount", "Role", "RoleBinding", "Deployment"}
 
-// TestNamespacedInstall (issue 4): config/namespaced, installed in a tenant namespace with nothing
+// TestNamespacedInstall: config/namespaced, installed in a tenant namespace with nothing
 // but namespaced objects, runs a manager that makes a connection in its namespace Ready, leaves
 // connections elsewhere alone, and whose ServiceAccount cannot read Secrets outside its namespace.
 //
