@@ -302,19 +302,29 @@ func tokenSecrets(req TokenRequest) *redactor {
 	return newRedactor(req.ClientSecret, req.Password, req.RefreshToken, req.Code)
 }
 
+// open normalises site's URL, checks that requests may go there, and returns the HTTP client that
+// trusts its CA.
+func (c *client) open(site Site) (string, *http.Client, error) {
+	base, err := NormalizeURL(site.BaseURL)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := c.checkTarget(base, site); err != nil {
+		return "", nil, err
+	}
+	hc, err := c.httpClient(site.CACert)
+	if err != nil {
+		return "", nil, err
+	}
+	return base, hc, nil
+}
+
 // Token implements Client.
 func (c *client) Token(ctx context.Context, req TokenRequest) (*Token, error) {
 	if err := checkTokenRequest(req); err != nil {
 		return nil, err
 	}
-	base, err := NormalizeURL(req.BaseURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkTarget(base, req.Site); err != nil {
-		return nil, err
-	}
-	hc, err := c.httpClient(req.CACert)
+	base, hc, err := c.open(req.Site)
 	if err != nil {
 		return nil, err
 	}
@@ -445,14 +455,7 @@ func (c *client) Verify(ctx context.Context, req VerifyRequest) (*VerifyResult, 
 	if strings.TrimSpace(req.Authorization) == "" {
 		return nil, &ConfigError{Field: "authorization", Message: "the Authorization header value is empty"}
 	}
-	base, err := NormalizeURL(req.BaseURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := c.checkTarget(base, req.Site); err != nil {
-		return nil, err
-	}
-	hc, err := c.httpClient(req.CACert)
+	base, hc, err := c.open(req.Site)
 	if err != nil {
 		return nil, err
 	}
