@@ -37,17 +37,14 @@ var (
 // kubeconfigDir holds the kubeconfig at kubeconfigPath; TestMain removes it.
 var kubeconfigDir string
 
-// controlPlaneOnce guards the setting of k8sClient and the kubeconfig.
-var controlPlaneOnce sync.Once
-
-// TestMain runs the tests, then stops the package's control plane if a test started one.
+// TestMain runs the tests, removes the kubeconfig and stops the package's control plane if a test
+// started one.
 func TestMain(m *testing.M) {
-	defer func() {
+	testenv.Main(m, func() {
 		if kubeconfigDir != "" {
 			_ = os.RemoveAll(kubeconfigDir)
 		}
-	}()
-	testenv.Main(m)
+	})
 }
 
 // useControlPlane starts the package's local control plane (kube-apiserver and etcd, see
@@ -55,26 +52,17 @@ func TestMain(m *testing.M) {
 // user's would.
 func useControlPlane(t *testing.T) {
 	t.Helper()
-	cp := testenv.Shared(t)
-	var err error
-	controlPlaneOnce.Do(func() {
+	testenv.Shared(t, func(cp *testenv.ControlPlane) (err error) {
 		if k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
-			err = fmt.Errorf("creating a client: %w", err)
-			return
+			return fmt.Errorf("creating a client: %w", err)
 		}
 		if kubeconfigDir, err = os.MkdirTemp("", "kubectl-mautic-test-"); err != nil {
-			return
+			return err
 		}
 		kubeconfigBytes = cp.KubeConfig
 		kubeconfigPath = filepath.Join(kubeconfigDir, "kubeconfig")
-		err = os.WriteFile(kubeconfigPath, kubeconfigBytes, 0o600)
+		return os.WriteFile(kubeconfigPath, kubeconfigBytes, 0o600)
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k8sClient == nil || kubeconfigPath == "" {
-		t.Fatal("the local control plane's client or kubeconfig could not be set up; see the first test that failed")
-	}
 }
 
 // fixture is one test's world: a namespace, a Mautic test server with one API client whose

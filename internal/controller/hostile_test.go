@@ -2,8 +2,6 @@ package controller_test
 
 import (
 	"fmt"
-	"slices"
-	"sort"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
@@ -139,7 +138,7 @@ func (w *lagWatch) allReady() bool {
 }
 
 // run polls for d and returns the lags seen, summarised.
-func (w *lagWatch) run(d time.Duration) lagSummary {
+func (w *lagWatch) run(d time.Duration) localenv.LagSummary {
 	var lags []time.Duration
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
@@ -158,25 +157,5 @@ func (w *lagWatch) run(d time.Duration) lagSummary {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return summarise(lags)
-}
-
-// lagSummary is the distribution of refresh lags.
-type lagSummary struct {
-	refreshes     int
-	p50, p99, max time.Duration
-}
-
-func summarise(lags []time.Duration) lagSummary {
-	if len(lags) == 0 {
-		return lagSummary{}
-	}
-	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
-	at := func(q float64) time.Duration { return lags[min(len(lags)-1, int(q*float64(len(lags))))] }
-	return lagSummary{refreshes: len(lags), p50: at(0.5), p99: at(0.99), max: slices.Max(lags)}
-}
-
-func (s lagSummary) String() string {
-	return fmt.Sprintf("%d refreshes, lag p50 %s, p99 %s, max %s", s.refreshes,
-		s.p50.Round(time.Millisecond), s.p99.Round(time.Millisecond), s.max.Round(time.Millisecond))
+	return localenv.SummariseLags(lags)
 }

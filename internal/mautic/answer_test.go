@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,21 +88,12 @@ func TestTokenForm(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			var mu sync.Mutex
-			var seen *http.Request
-			srv := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
-				_ = r.ParseForm()
-				mu.Lock()
-				seen = r
-				mu.Unlock()
-				answerWith(http.StatusOK, "application/json", `{"access_token":"at","token_type":"bearer"}`)(w, r)
-			})
+			srv, last := recordingServer(t, answerWith(http.StatusOK, "application/json", `{"access_token":"at","token_type":"bearer"}`))
 			tc.req.BaseURL = srv.URL + "/index.php"
 			tc.req.AllowInsecureHTTP = true
 			_, err := New(fastOptions()).Token(context.Background(), tc.req)
 			g.Expect(err).NotTo(HaveOccurred())
-			mu.Lock()
-			defer mu.Unlock()
+			seen := last()
 			g.Expect(seen.Method).To(Equal(http.MethodPost))
 			g.Expect(seen.URL.Path).To(Equal("/index.php/oauth/v2/token"))
 			g.Expect(seen.URL.RawQuery).To(BeEmpty())
@@ -396,20 +386,37 @@ func TestTokenFractionalExpiresInFault(t *testing.T) {
 	g.Expect(next.ExpiresIn).To(Equal(time.Hour))
 }
 
+// faultyRefresh is a refresh of a seeded refresh token that a fault of the test server answered.
+type faultyRefresh struct {
+	server   *mautictest.Server
+	app      mautictest.ClientApp
+	client   Client
+	seeded   string
+	err      error
+	unusable *UnusableAnswerError
+}
+
+// refreshWithFault starts a test server (closed when the test ends), seeds a refresh token and
+// refreshes it once with fault injected; the answer must be unusable.
+func refreshWithFault(t *testing.T, g Gomega, fault mautictest.Fault) faultyRefresh {
+	t.Helper()
+	s := mautictest.NewServer()
+	t.Cleanup(s.Close)
+	app := s.NewClient("cli", false)
+	f := faultyRefresh{server: s, app: app, client: New(fastOptions()), seeded: s.IssueRefreshToken(app.ID)}
+	s.InjectFault(fault, 1)
+	_, f.err = f.client.Token(context.Background(), refreshRequest(s, app, f.seeded))
+	g.Expect(errors.As(f.err, &f.unusable)).To(BeTrue(), "%T %v", f.err, f.err)
+	return f
+}
+
 func TestTokenUnusableAnswerFaults(t *testing.T) {
 	t.Parallel()
 	t.Run("the rotated refresh token is recovered", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
-		app := s.NewClient("cli", false)
-		c := New(fastOptions())
-		seeded := s.IssueRefreshToken(app.ID)
-		s.InjectFault(mautictest.FaultUnusableAnswer, 1)
-		_, err := c.Token(context.Background(), refreshRequest(s, app, seeded))
-		var unusable *UnusableAnswerError
-		g.Expect(errors.As(err, &unusable)).To(BeTrue(), "%T %v", err, err)
+		f := refreshWithFault(t, g, mautictest.FaultUnusableAnswer)
+		s, app, c, seeded, err, unusable := f.server, f.app, f.client, f.seeded, f.err, f.unusable
 		g.Expect(unusable.MayHaveRotated()).To(BeTrue())
 		g.Expect(unusable.StatusCode).To(Equal(http.StatusOK))
 		g.Expect(unusable.ContentType).To(HavePrefix("text/plain"))
@@ -429,15 +436,8 @@ func TestTokenUnusableAnswerFaults(t *testing.T) {
 	t.Run("the rotated refresh token is lost", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
-		app := s.NewClient("cli", false)
-		c := New(fastOptions())
-		seeded := s.IssueRefreshToken(app.ID)
-		s.InjectFault(mautictest.FaultUnusableAnswerNoToken, 1)
-		_, err := c.Token(context.Background(), refreshRequest(s, app, seeded))
-		var unusable *UnusableAnswerError
-		g.Expect(errors.As(err, &unusable)).To(BeTrue(), "%T %v", err, err)
+		f := refreshWithFault(t, g, mautictest.FaultUnusableAnswerNoToken)
+		s, app, c, seeded, err, unusable := f.server, f.app, f.client, f.seeded, f.err, f.unusable
 		g.Expect(unusable.RefreshToken).To(BeEmpty())
 		g.Expect(unusable.Detail).To(Equal("no access_token"))
 		g.Expect(unusable.MayHaveRotated()).To(BeTrue())

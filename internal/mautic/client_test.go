@@ -31,12 +31,41 @@ func ccRequest(s *mautictest.Server, app mautictest.ClientApp) TokenRequest {
 	}
 }
 
+// ccRequestWith is a table's request: ccRequest of the allowed client, then changed by mutate.
+func ccRequestWith(mutate func(req *TokenRequest)) func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
+	return func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
+		req := ccRequest(s, app)
+		mutate(&req)
+		return req
+	}
+}
+
 // rawServer starts an httptest server with handler and closes it when the test ends.
 func rawServer(t *testing.T, handler http.HandlerFunc) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// recordingServer is rawServer that keeps the last request it got, its form parsed, before
+// answering with answer; last returns that request once the client has its answer.
+func recordingServer(t *testing.T, answer http.HandlerFunc) (srv *httptest.Server, last func() *http.Request) {
+	t.Helper()
+	var mu sync.Mutex
+	var seen *http.Request
+	srv = rawServer(t, func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		seen = r
+		mu.Unlock()
+		answer(w, r)
+	})
+	return srv, func() *http.Request {
+		mu.Lock()
+		defer mu.Unlock()
+		return seen
+	}
 }
 
 // expectNoSecrets fails when err's message contains any of secrets.
@@ -67,23 +96,14 @@ func TestTokenClientCredentials(t *testing.T) {
 func TestTokenSendsCredentialsInTheForm(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	var mu sync.Mutex
-	var seen *http.Request
-	srv := rawServer(t, func(w http.ResponseWriter, r *http.Request) {
-		_ = r.ParseForm()
-		mu.Lock()
-		seen = r
-		mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"access_token":"at","expires_in":"120","token_type":"Bearer","scope":null}`))
-	})
+	srv, last := recordingServer(t, answerWith(http.StatusOK, "application/json",
+		`{"access_token":"at","expires_in":"120","token_type":"Bearer","scope":null}`))
 	tok, err := New(fastOptions()).Token(context.Background(), TokenRequest{
 		Site: Site{BaseURL: srv.URL + "/", AllowInsecureHTTP: true}, Grant: GrantClientCredentials, ClientID: "1_abc", ClientSecret: "s3cret",
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(tok).To(Equal(&Token{AccessToken: "at", TokenType: "bearer", ExpiresIn: 2 * time.Minute}))
-	mu.Lock()
-	defer mu.Unlock()
+	seen := last()
 	g.Expect(seen.Method).To(Equal(http.MethodPost))
 	g.Expect(seen.URL.Path).To(Equal("/oauth/v2/token"))
 	g.Expect(seen.Header.Get("Authorization")).To(BeEmpty())
@@ -105,22 +125,14 @@ func TestTokenErrorAnswers(t *testing.T) {
 		class   Class
 	}{
 		{
-			name: "wrong secret",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.ClientSecret = "wrong-secret"
-				return req
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient, class: ClassConfiguration,
+			name:    "wrong secret",
+			request: ccRequestWith(func(req *TokenRequest) { req.ClientSecret = "wrong-secret" }),
+			status:  400, errType: "invalid_client", message: mautictest.MessageInvalidClient, class: ClassConfiguration,
 		},
 		{
-			name: "unknown client",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.ClientID = "99_unknown"
-				return req
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient, class: ClassConfiguration,
+			name:    "unknown client",
+			request: ccRequestWith(func(req *TokenRequest) { req.ClientID = "99_unknown" }),
+			status:  400, errType: "invalid_client", message: mautictest.MessageInvalidClient, class: ClassConfiguration,
 		},
 		{
 			name: "client_credentials not allowed",
@@ -130,40 +142,26 @@ func TestTokenErrorAnswers(t *testing.T) {
 			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient, class: ClassConfiguration,
 		},
 		{
-			name: "password grant",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.Grant, req.Username, req.Password = GrantPassword, "admin", "hunter2"
-				return req
-			},
-			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient, class: ClassConfiguration,
+			name:    "password grant",
+			request: ccRequestWith(func(req *TokenRequest) { req.Grant, req.Username, req.Password = GrantPassword, "admin", "hunter2" }),
+			status:  400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient, class: ClassConfiguration,
 		},
 		{
-			name: "unknown refresh token",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.Grant, req.RefreshToken = GrantRefreshToken, "not-a-refresh-token"
-				return req
-			},
-			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken, class: ClassReauthorization,
+			name:    "unknown refresh token",
+			request: ccRequestWith(func(req *TokenRequest) { req.Grant, req.RefreshToken = GrantRefreshToken, "not-a-refresh-token" }),
+			status:  400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken, class: ClassReauthorization,
 		},
 		{
 			name: "unknown authorization code",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
+			request: ccRequestWith(func(req *TokenRequest) {
 				req.Grant, req.Code, req.RedirectURI = GrantAuthorizationCode, "nope", "http://127.0.0.1:8085/callback"
-				return req
-			},
+			}),
 			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidCode, class: ClassReauthorization,
 		},
 		{
-			name: "scope",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.Scopes = []string{"contacts"}
-				return req
-			},
-			status: 400, errType: "invalid_scope", message: mautictest.MessageUnsupportedScope, class: ClassConfiguration,
+			name:    "scope",
+			request: ccRequestWith(func(req *TokenRequest) { req.Scopes = []string{"contacts"} }),
+			status:  400, errType: "invalid_scope", message: mautictest.MessageUnsupportedScope, class: ClassConfiguration,
 		},
 		{
 			name: "API disabled",
@@ -174,13 +172,9 @@ func TestTokenErrorAnswers(t *testing.T) {
 			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled, class: ClassConfiguration,
 		},
 		{
-			name: "wrong token path",
-			request: func(s *mautictest.Server, app, _ mautictest.ClientApp) TokenRequest {
-				req := ccRequest(s, app)
-				req.TokenPath = "oauth/v2/tokens"
-				return req
-			},
-			status: 404, errType: "", message: "Requested URL not found: /oauth/v2/tokens", class: ClassConfiguration,
+			name:    "wrong token path",
+			request: ccRequestWith(func(req *TokenRequest) { req.TokenPath = "oauth/v2/tokens" }),
+			status:  404, errType: "", message: "Requested URL not found: /oauth/v2/tokens", class: ClassConfiguration,
 		},
 	}
 	for _, tc := range cases {

@@ -148,11 +148,12 @@ var shared struct {
 	err  error
 }
 
-// Shared returns the test package's control plane, starting it on first use; a test that cannot
-// have one fails with the reason (KUBEBUILDER_ASSETS unset, say). Logs of the control plane's
-// clients and of the managers are discarded unless TEST_LOG is set. The package's TestMain must
-// be Main, which stops it.
-func Shared(t TB) *ControlPlane {
+// Shared returns the test package's control plane, starting it on first use and then running
+// setUp, once, with it (the first caller's setUp: a package's tests pass the same one). A test that
+// cannot have it fails with the reason (KUBEBUILDER_ASSETS unset, say). Logs of the control plane's
+// clients and of the managers are discarded unless TEST_LOG is set. The package's TestMain must be
+// Main, which stops it.
+func Shared(t TB, setUp ...func(*ControlPlane) error) *ControlPlane {
 	t.Helper()
 	shared.once.Do(func() {
 		if os.Getenv("TEST_LOG") != "" {
@@ -160,7 +161,14 @@ func Shared(t TB) *ControlPlane {
 		} else {
 			logf.SetLogger(logr.Discard())
 		}
-		shared.cp, shared.err = Start("")
+		if shared.cp, shared.err = Start(""); shared.err != nil {
+			return
+		}
+		for _, run := range setUp {
+			if shared.err = run(shared.cp); shared.err != nil {
+				return
+			}
+		}
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
@@ -169,9 +177,13 @@ func Shared(t TB) *ControlPlane {
 }
 
 // Main is the TestMain of a test package that uses Shared: it runs the tests (m is the package's
-// *testing.M), then stops the control plane if a test started one, and exits with the tests' result.
-func Main(m interface{ Run() int }) {
+// *testing.M), then each of after, then stops the control plane if a test started one, and exits
+// with the tests' result.
+func Main(m interface{ Run() int }, after ...func()) {
 	code := m.Run()
+	for _, run := range after {
+		run()
+	}
 	if shared.cp != nil {
 		if err := shared.cp.Stop(); err != nil {
 			fmt.Fprintf(os.Stderr, "stopping the local control plane: %v\n", err)

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,9 +33,8 @@ const (
 
 // The package's control plane and its client, set by useControlPlane.
 var (
-	controlPlane     *testenv.ControlPlane
-	k8sClient        client.Client
-	controlPlaneOnce sync.Once
+	controlPlane *testenv.ControlPlane
+	k8sClient    client.Client
 )
 
 // TestMain stops the package's control plane, if a test started one.
@@ -49,8 +47,10 @@ func TestMain(m *testing.M) {
 // own manager, watching only its own namespace.
 func useControlPlane(t *testing.T) {
 	t.Helper()
-	cp := testenv.Shared(t)
-	controlPlaneOnce.Do(func() { controlPlane, k8sClient = cp, cp.Client })
+	testenv.Shared(t, func(cp *testenv.ControlPlane) error {
+		controlPlane, k8sClient = cp, cp.Client
+		return nil
+	})
 }
 
 // env is one test's world: a namespace, a Mautic test server with one API client, and, once
