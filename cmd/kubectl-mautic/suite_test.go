@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -93,7 +91,7 @@ func newFixtureWith(t *testing.T, server *mautictest.Server) *fixture {
 	f := &fixture{
 		t:      t,
 		ctx:    context.Background(),
-		ns:     "t-" + randomSuffix(),
+		ns:     "t-" + testenv.RandomSuffix(),
 		mautic: server,
 		port:   freePort(t),
 		clock:  clock.RealClock{},
@@ -224,8 +222,3 @@ func freePort(t *testing.T) int {
 }
 
 // randomSuffix returns 8 random hex digits for unique namespace names.
-func randomSuffix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}

@@ -100,19 +100,19 @@ func TestAPICostOfARestartAndARefresh(t *testing.T) {
 	requests := &apiRequests{counts: map[string]int{}}
 	e.restartManager(func(next http.RoundTripper) http.RoundTripper { requests.next = next; return requests },
 		func(o *operator.Options) { o.MinTokenInterval = -1 })
-	tokenRequests := e.mautic.TokenRequests()
+	tokenRequests := e.Mautic.TokenRequests()
 	g.Eventually(func() int { return requests.snapshot()["watch mauticconnections"] }).WithTimeout(eventually).Should(BeNumerically(">", 0))
 	time.Sleep(3 * time.Second) // every connection is reconciled once the caches synced
 	g.Expect(requests.since(map[string]int{})).To(BeEmpty(), "a restart with valid tokens makes no request but lists and watches")
-	g.Expect(e.mautic.TokenRequests()).To(Equal(tokenRequests))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(tokenRequests))
 
 	// One refresh, requested with the annotation.
 	before := requests.snapshot()
 	conn := &authv1alpha1.MauticConnection{}
-	g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: "crm-0"}, conn)).To(Succeed())
+	g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: "crm-0"}, conn)).To(Succeed())
 	metav1.SetMetaDataAnnotation(&conn.ObjectMeta, authv1alpha1.RefreshRequestedAtAnnotation, time.Now().UTC().Format(time.RFC3339Nano))
-	g.Expect(k8sClient.Update(e.ctx, conn)).To(Succeed())
-	g.Eventually(e.mautic.TokenRequests).WithTimeout(eventually).Should(Equal(tokenRequests + 1))
+	g.Expect(k8sClient.Update(e.Ctx, conn)).To(Succeed())
+	g.Eventually(e.Mautic.TokenRequests).WithTimeout(eventually).Should(Equal(tokenRequests + 1))
 	time.Sleep(3 * time.Second) // the reconciles the refresh's own writes trigger
 	cost := requests.since(before)
 	g.Expect(cost["patch secrets"]).To(Equal(1), "one token Secret write; all: %v", cost)
@@ -123,13 +123,13 @@ func TestAPICostOfARestartAndARefresh(t *testing.T) {
 	delete(cost, "patch mauticconnections/status")
 	delete(cost, "post events")
 	g.Expect(cost).To(BeEmpty(), "nothing else")
-	g.Expect(e.mautic.TokenRequests()).To(Equal(tokenRequests+1), "one token request")
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(tokenRequests+1), "one token request")
 }
 
 // countReady counts the test namespace's connections whose Ready condition is True.
 func countReady(e *env) int {
 	list := &authv1alpha1.MauticConnectionList{}
-	if err := k8sClient.List(e.ctx, list, client.InNamespace(e.ns)); err != nil {
+	if err := k8sClient.List(e.Ctx, list, client.InNamespace(e.Namespace)); err != nil {
 		return 0
 	}
 	ready := 0

@@ -17,10 +17,10 @@ import (
 func newAuthorizationCodeEnv(t *testing.T, accessLifetime time.Duration) *env {
 	t.Helper()
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(accessLifetime)
-	e.app = e.mautic.NewClient("crm-user", false)
+	e.Mautic.SetAccessTokenLifetime(accessLifetime)
+	e.App = e.Mautic.NewClient("crm-user", false)
 	credentials := e.clientCredentials()
-	credentials[authv1alpha1.RefreshTokenKey] = e.mautic.IssueRefreshToken(e.app.ID)
+	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
 	e.createCredentials(credentials)
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
@@ -36,12 +36,12 @@ func (e *env) watchRotation(refreshes int, within time.Duration) {
 	e.t.Helper()
 	g := NewWithT(e.t)
 	deadline := time.Now().Add(within)
-	for e.mautic.TokenRequestsByGrant("refresh_token") < refreshes {
-		g.Expect(time.Now()).To(BeTemporally("<", deadline), "only %d refreshes", e.mautic.TokenRequestsByGrant("refresh_token"))
+	for e.Mautic.TokenRequestsByGrant("refresh_token") < refreshes {
+		g.Expect(time.Now()).To(BeTemporally("<", deadline), "only %d refreshes", e.Mautic.TokenRequestsByGrant("refresh_token"))
 		secret := e.tokenSecret()
 		g.Expect(secret).NotTo(BeNil())
-		g.Expect(e.mautic.AccessTokenValid(accessToken(secret))).To(BeTrue(), "the published access token expired")
-		g.Expect(e.mautic.ReusedRefreshTokens()).To(BeZero(), "a rotated refresh token was spent again")
+		g.Expect(e.Mautic.AccessTokenValid(accessToken(secret))).To(BeTrue(), "the published access token expired")
+		g.Expect(e.Mautic.ReusedRefreshTokens()).To(BeZero(), "a rotated refresh token was spent again")
 		g.Expect(condition(e.connection(), authv1alpha1.StalledCondition)).To(BeNil())
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -62,13 +62,13 @@ func TestAuthorizationCodeRotatesForTwentyCycles(t *testing.T) {
 
 	// The server counts a refresh before the operator has persisted its answer: look until it has.
 	g.Eventually(func() bool {
-		return e.mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
+		return e.Mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
 	}).WithTimeout(5*time.Second).Should(BeTrue(), "the state Secret holds the newest refresh token")
 	state := e.stateSecret()
 	g.Expect(state.Data).To(HaveLen(1))
 	g.Expect(state.Labels).To(HaveKeyWithValue(authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue))
 	g.Expect(metav1.IsControlledBy(state, e.connection())).To(BeTrue())
-	g.Expect(e.mautic.TokenRequestsByGrant("client_credentials")).To(BeZero())
+	g.Expect(e.Mautic.TokenRequestsByGrant("client_credentials")).To(BeZero())
 }
 
 // Two managers reconciling the same connection never spend one refresh token twice.
@@ -101,24 +101,24 @@ func TestAuthorizationCodeRevokedTokenNeedsReauthorization(t *testing.T) {
 	g := NewWithT(t)
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
 	_, published := e.waitReady(authv1alpha1.TokenValidReason)
-	e.mautic.RevokeRefreshTokens(e.app.ID)
+	e.Mautic.RevokeRefreshTokens(e.App.ID)
 
 	conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.ReauthorizationRequiredReason)
 	message := condition(conn, authv1alpha1.StalledCondition).Message
-	g.Expect(message).To(ContainSubstring("kubectl mautic authorize " + connectionName + " -n " + e.ns))
+	g.Expect(message).To(ContainSubstring("kubectl mautic authorize " + connectionName + " -n " + e.Namespace))
 	g.Expect(condition(conn, authv1alpha1.ReadyCondition).Reason).To(Equal(authv1alpha1.ReauthorizationRequiredReason))
 	g.Expect(accessToken(e.tokenSecret())).To(Equal(accessToken(published)), "the last access token is never removed")
 	g.Eventually(e.eventReasons).WithTimeout(eventually).Should(ContainElement(authv1alpha1.ReauthorizationRequiredReason))
-	requests := e.mautic.TokenRequests()
-	g.Consistently(e.mautic.TokenRequests).WithTimeout(4*time.Second).WithPolling(100*time.Millisecond).
+	requests := e.Mautic.TokenRequests()
+	g.Consistently(e.Mautic.TokenRequests).WithTimeout(4*time.Second).WithPolling(100*time.Millisecond).
 		Should(Equal(requests), "no retry loop on a refused refresh token")
 
 	credentials := e.clientCredentials()
-	credentials[authv1alpha1.RefreshTokenKey] = e.mautic.IssueRefreshToken(e.app.ID)
+	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
 	e.updateCredentials(credentials)
 	e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(condition(e.connection(), authv1alpha1.StalledCondition)).To(BeNil())
-	g.Expect(e.mautic.ReusedRefreshTokens()).To(BeZero())
+	g.Expect(e.Mautic.ReusedRefreshTokens()).To(BeZero())
 }
 
 // Without a refresh token the connection says how to authorize it.
@@ -126,16 +126,16 @@ func TestAuthorizationCodeWithoutRefreshTokenAsksForAuthorization(t *testing.T) 
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.app = e.mautic.NewClient("crm-user", false)
+	e.App = e.Mautic.NewClient("crm-user", false)
 	e.createCredentials(e.clientCredentials())
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
 	e.createConnection(conn)
 
 	conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.AuthorizationRequiredReason)
-	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring("kubectl mautic authorize crm -n " + e.ns))
-	g.Expect(e.mautic.TokenRequests()).To(BeZero())
-	g.Expect(strings.Contains(condition(conn, authv1alpha1.StalledCondition).Message, e.app.Secret)).To(BeFalse())
+	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring("kubectl mautic authorize crm -n " + e.Namespace))
+	g.Expect(e.Mautic.TokenRequests()).To(BeZero())
+	g.Expect(strings.Contains(condition(conn, authv1alpha1.StalledCondition).Message, e.App.Secret)).To(BeFalse())
 }
 
 // spec.refreshTokenLifetime keeps the refresh token alive even when access tokens outlive it.
@@ -143,11 +143,11 @@ func TestAuthorizationCodeKeepsARefreshTokenAliveBeyondAccessTokens(t *testing.T
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(time.Hour)
-	e.mautic.SetRefreshTokenLifetime(6 * time.Second)
-	e.app = e.mautic.NewClient("crm-user", false)
+	e.Mautic.SetAccessTokenLifetime(time.Hour)
+	e.Mautic.SetRefreshTokenLifetime(6 * time.Second)
+	e.App = e.Mautic.NewClient("crm-user", false)
 	credentials := e.clientCredentials()
-	credentials[authv1alpha1.RefreshTokenKey] = e.mautic.IssueRefreshToken(e.app.ID)
+	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
 	e.createCredentials(credentials)
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
@@ -160,6 +160,6 @@ func TestAuthorizationCodeKeepsARefreshTokenAliveBeyondAccessTokens(t *testing.T
 	e.watchRotation(4, 30*time.Second)
 	// The server counts a refresh before the operator has persisted its answer: look until it has.
 	g.Eventually(func() bool {
-		return e.mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
+		return e.Mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
 	}).WithTimeout(5*time.Second).Should(BeTrue(), "the refresh token never lapsed")
 }

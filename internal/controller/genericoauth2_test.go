@@ -17,8 +17,8 @@ func TestPasswordGrantWithScopesAndTokenPath(t *testing.T) {
 	t.Parallel()
 	newGenericEnv := func(t *testing.T, password string) *env {
 		e := newEnv(t)
-		e.mautic.SetGenericOAuth2(&mautictest.GenericOAuth2{TokenPath: "/oauth2/token", Scopes: []string{"read", "write"}})
-		e.mautic.AddUser("integration", "correct horse")
+		e.Mautic.SetGenericOAuth2(&mautictest.GenericOAuth2{TokenPath: "/oauth2/token", Scopes: []string{"read", "write"}})
+		e.Mautic.AddUser("integration", "correct horse")
 		credentials := e.clientCredentials()
 		credentials[authv1alpha1.UsernameKey] = "integration"
 		credentials[authv1alpha1.PasswordKey] = password
@@ -37,7 +37,7 @@ func TestPasswordGrantWithScopesAndTokenPath(t *testing.T) {
 		e := newGenericEnv(t, "correct horse")
 		_, secret := e.waitReady(authv1alpha1.TokenValidReason)
 		g.Expect(e.apiStatus(string(secret.Data[authv1alpha1.AuthorizationKey]))).To(Equal(http.StatusOK))
-		g.Expect(e.mautic.TokenRequestsByGrant("password")).To(Equal(1))
+		g.Expect(e.Mautic.TokenRequestsByGrant("password")).To(Equal(1))
 		g.Expect(secret.Data).NotTo(HaveKey(authv1alpha1.RefreshTokenKey))
 	})
 	t.Run("wrong password is a configuration error in RFC 6749 form", func(t *testing.T) {
@@ -48,7 +48,7 @@ func TestPasswordGrantWithScopesAndTokenPath(t *testing.T) {
 		message := condition(conn, authv1alpha1.StalledCondition).Message
 		g.Expect(message).To(ContainSubstring("invalid_grant"))
 		g.Expect(message).NotTo(ContainSubstring("battery staple"))
-		g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+		g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 	})
 	t.Run("an unknown scope is refused", func(t *testing.T) {
 		t.Parallel()

@@ -25,15 +25,15 @@ func TestConfigurationFixedInMauticHealsByItself(t *testing.T) {
 	}{
 		{
 			name:   "the API enabled",
-			break_: func(e *env) { e.mautic.SetAPIEnabled(false) },
-			fix:    func(e *env) { e.mautic.SetAPIEnabled(true) },
+			break_: func(e *env) { e.Mautic.SetAPIEnabled(false) },
+			fix:    func(e *env) { e.Mautic.SetAPIEnabled(true) },
 			reason: authv1alpha1.APIDisabledReason,
 		},
 		{
 			name:   "Basic auth enabled",
 			grant:  authv1alpha1.GrantBasic,
-			break_: func(e *env) { e.mautic.AddUser("api-user", "s3cret pass") },
-			fix:    func(e *env) { e.mautic.SetBasicAuthEnabled(true) },
+			break_: func(e *env) { e.Mautic.AddUser("api-user", "s3cret pass") },
+			fix:    func(e *env) { e.Mautic.SetBasicAuthEnabled(true) },
 			reason: authv1alpha1.BasicAuthDisabledReason,
 		},
 	}
@@ -56,9 +56,9 @@ func TestConfigurationFixedInMauticHealsByItself(t *testing.T) {
 			conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, tc.reason)
 			g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(MatchRegexp(`\(next attempt at \d{4}-\d\d-\d\dT`))
 			// Attempts at 0s, 1s, 3s and 7s: never a hot loop.
-			start := e.mautic.TokenRequests() + e.mautic.APIRequests()
+			start := e.Mautic.TokenRequests() + e.Mautic.APIRequests()
 			time.Sleep(2500 * time.Millisecond)
-			g.Expect(e.mautic.TokenRequests()+e.mautic.APIRequests()-start).To(BeNumerically("<=", 2), "a slow timer, not a loop")
+			g.Expect(e.Mautic.TokenRequests()+e.Mautic.APIRequests()-start).To(BeNumerically("<=", 2), "a slow timer, not a loop")
 
 			tc.fix(e)
 			readyReason := authv1alpha1.TokenValidReason

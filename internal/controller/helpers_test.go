@@ -27,21 +27,21 @@ const (
 // createCredentials creates the credentials Secret with the given keys.
 func (e *env) createCredentials(data map[string]string) {
 	e.t.Helper()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.ns}, StringData: data}
-	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, secret)).To(Succeed())
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.Namespace}, StringData: data}
+	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, secret)).To(Succeed())
 }
 
 // clientCredentials returns the credentials Secret keys of the test's Mautic client.
 func (e *env) clientCredentials() map[string]string {
-	return map[string]string{authv1alpha1.ClientIDKey: e.app.ID, authv1alpha1.ClientSecretKey: e.app.Secret}
+	return map[string]string{authv1alpha1.ClientIDKey: e.App.ID, authv1alpha1.ClientSecretKey: e.App.Secret}
 }
 
 // newConnection returns a connection to the test server; mutate it before createConnection.
 func (e *env) newConnection() *authv1alpha1.MauticConnection {
 	return &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.Namespace},
 		Spec: authv1alpha1.MauticConnectionSpec{
-			URL:                  e.mautic.URL() + "/",
+			URL:                  e.Mautic.URL() + "/",
 			AllowInsecureHTTP:    true,
 			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
 		},
@@ -50,14 +50,14 @@ func (e *env) newConnection() *authv1alpha1.MauticConnection {
 
 func (e *env) createConnection(conn *authv1alpha1.MauticConnection) {
 	e.t.Helper()
-	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, conn)).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, conn)).To(Succeed())
 }
 
 // connection reads the connection uncached.
 func (e *env) connection() *authv1alpha1.MauticConnection {
 	e.t.Helper()
 	conn := &authv1alpha1.MauticConnection{}
-	NewWithT(e.t).Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, conn)).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, conn)).To(Succeed())
 	return conn
 }
 
@@ -66,7 +66,7 @@ func (e *env) connection() *authv1alpha1.MauticConnection {
 func (e *env) tokenSecret() *corev1.Secret {
 	e.t.Helper()
 	secret := &corev1.Secret{}
-	if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: tokenSecretName}, secret); err != nil {
+	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: tokenSecretName}, secret); err != nil {
 		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
 		return nil
 	}
@@ -80,12 +80,12 @@ func (e *env) expectNoCredentialsIn(secret *corev1.Secret) {
 	g := NewWithT(e.t)
 	for key, value := range secret.Data {
 		g.Expect(key).NotTo(BeElementOf("client_secret", "password", "refresh_token"), "token Secret key %s", key)
-		if e.app.Secret != "" {
-			g.Expect(string(value)).NotTo(ContainSubstring(e.app.Secret), "token Secret key %s holds the client secret", key)
+		if e.App.Secret != "" {
+			g.Expect(string(value)).NotTo(ContainSubstring(e.App.Secret), "token Secret key %s holds the client secret", key)
 		}
 	}
 	for key, value := range secret.Annotations {
-		g.Expect(value).NotTo(ContainSubstring(e.app.Secret), "annotation %s holds the client secret", key)
+		g.Expect(value).NotTo(ContainSubstring(e.App.Secret), "annotation %s holds the client secret", key)
 	}
 	if state := e.stateSecret(); state != nil {
 		refreshToken := string(state.Data[authv1alpha1.RefreshTokenKey])
@@ -99,7 +99,7 @@ func (e *env) expectNoCredentialsIn(secret *corev1.Secret) {
 func (e *env) eventReasons() []string {
 	e.t.Helper()
 	list := &eventsv1.EventList{}
-	NewWithT(e.t).Expect(k8sClient.List(e.ctx, list, client.InNamespace(e.ns))).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.List(e.Ctx, list, client.InNamespace(e.Namespace))).To(Succeed())
 	var reasons []string
 	for _, event := range list.Items {
 		if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == connectionName {
@@ -113,7 +113,7 @@ func (e *env) eventReasons() []string {
 func (e *env) stateSecret() *corev1.Secret {
 	e.t.Helper()
 	secret := &corev1.Secret{}
-	if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName + authv1alpha1.StateSecretSuffix}, secret); err != nil {
+	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName + authv1alpha1.StateSecretSuffix}, secret); err != nil {
 		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
 		return nil
 	}
@@ -131,7 +131,7 @@ func (e *env) waitFor(conditionType string, status metav1.ConditionStatus, reaso
 	var conn *authv1alpha1.MauticConnection
 	NewWithT(e.t).Eventually(func(g Gomega) {
 		conn = &authv1alpha1.MauticConnection{}
-		g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, conn)).To(Succeed())
+		g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, conn)).To(Succeed())
 		c := condition(conn, conditionType)
 		g.Expect(c).NotTo(BeNil(), "condition %s", conditionType)
 		g.Expect(c.Status).To(Equal(status), "condition %s: %s", conditionType, c.Message)
@@ -157,7 +157,7 @@ func (e *env) waitReady(reason string) (*authv1alpha1.MauticConnection, *corev1.
 // apiStatus calls Mautic's /api/users/self with an Authorization header value, as a workload would.
 func (e *env) apiStatus(authorization string) int {
 	e.t.Helper()
-	req, err := http.NewRequestWithContext(e.ctx, http.MethodGet, e.mautic.URL()+mautic.DefaultVerifyPath, nil)
+	req, err := http.NewRequestWithContext(e.Ctx, http.MethodGet, e.Mautic.URL()+mautic.DefaultVerifyPath, nil)
 	NewWithT(e.t).Expect(err).NotTo(HaveOccurred())
 	req.Header.Set("Authorization", authorization)
 	resp, err := http.DefaultClient.Do(req)
@@ -177,7 +177,7 @@ func (e *env) updateConnection(mutate func(*authv1alpha1.MauticConnection)) {
 	NewWithT(e.t).Eventually(func() error {
 		conn := e.connection()
 		mutate(conn)
-		return k8sClient.Update(e.ctx, conn)
+		return k8sClient.Update(e.Ctx, conn)
 	}).WithTimeout(eventually).Should(Succeed())
 }
 
@@ -186,11 +186,11 @@ func (e *env) updateCredentials(data map[string]string) {
 	e.t.Helper()
 	NewWithT(e.t).Eventually(func() error {
 		secret := &corev1.Secret{}
-		if err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: credentialsName}, secret); err != nil {
+		if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: credentialsName}, secret); err != nil {
 			return err
 		}
 		secret.Data = nil
 		secret.StringData = data
-		return k8sClient.Update(e.ctx, secret)
+		return k8sClient.Update(e.Ctx, secret)
 	}).WithTimeout(eventually).Should(Succeed())
 }

@@ -41,7 +41,7 @@ func TestHostileConnectionsDoNotDelayOthers(t *testing.T) {
 		phase            = 20 * time.Second
 	)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(healthyLifetime)
+	e.Mautic.SetAccessTokenLifetime(healthyLifetime)
 	e.restartManager(nil, func(o *operator.Options) {
 		o.MaxConcurrentReconciles = controller.DefaultMaxConcurrentReconciles
 		o.Mautic = mautic.Options{Timeout: 30 * time.Second, RequestsPerSecond: -1}
@@ -71,7 +71,7 @@ func TestHostileConnectionsDoNotDelayOthers(t *testing.T) {
 	for i, server := range []*mautictest.Server{slow, slow, slow, fast} {
 		app := server.NewClient(fmt.Sprintf("hostile-%d", i), true)
 		secret := fmt.Sprintf("hostile-%d", i)
-		g.Expect(k8sClient.Create(e.ctx, secretWith(e.ns, secret, map[string]string{
+		g.Expect(k8sClient.Create(e.Ctx, secretWith(e.Namespace, secret, map[string]string{
 			authv1alpha1.ClientIDKey: app.ID, authv1alpha1.ClientSecretKey: app.Secret,
 		}))).To(Succeed())
 		conn := e.newConnection()
@@ -110,8 +110,8 @@ func newLagWatch(e *env, names []string) *lagWatch {
 func (w *lagWatch) observe(name string) (issuedAt, renewAt, expiresAt time.Time, ok bool) {
 	conn := &authv1alpha1.MauticConnection{}
 	secret := &corev1.Secret{}
-	if k8sClient.Get(w.e.ctx, client.ObjectKey{Namespace: w.e.ns, Name: name}, conn) != nil ||
-		k8sClient.Get(w.e.ctx, client.ObjectKey{Namespace: w.e.ns, Name: conn.TokenSecretName()}, secret) != nil {
+	if k8sClient.Get(w.e.Ctx, client.ObjectKey{Namespace: w.e.Namespace, Name: name}, conn) != nil ||
+		k8sClient.Get(w.e.Ctx, client.ObjectKey{Namespace: w.e.Namespace, Name: conn.TokenSecretName()}, secret) != nil {
 		return time.Time{}, time.Time{}, time.Time{}, false
 	}
 	issuedAt, err1 := time.Parse(time.RFC3339Nano, secret.Annotations["auth.mautic-operator.dev/issued-at"])

@@ -12,6 +12,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 // A connection becomes Ready with a token Secret that Mautic's API accepts, and the
@@ -20,7 +21,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(45 * time.Minute)
+	e.Mautic.SetAccessTokenLifetime(45 * time.Minute)
 	e.createCredentials(e.clientCredentials())
 	conn := e.newConnection()
 	conn.Spec.Verify = &authv1alpha1.VerifySpec{Path: "/api/users/self"}
@@ -35,7 +36,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	g.Expect(secret.Data).To(HaveKey(authv1alpha1.AccessTokenKey))
 	g.Expect(string(secret.Data[authv1alpha1.AuthorizationKey])).To(Equal("Bearer " + string(secret.Data[authv1alpha1.AccessTokenKey])))
 	g.Expect(string(secret.Data[authv1alpha1.TokenTypeKey])).To(Equal("bearer"))
-	g.Expect(string(secret.Data[authv1alpha1.URLKey])).To(Equal(e.mautic.URL()), "url is normalised: no trailing slash")
+	g.Expect(string(secret.Data[authv1alpha1.URLKey])).To(Equal(e.Mautic.URL()), "url is normalised: no trailing slash")
 	g.Expect(string(secret.Data[authv1alpha1.ExpiresAtKey])).To(Equal(conn.Status.ExpiresAt.UTC().Format(time.RFC3339)))
 	g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue))
 	g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ConnectionLabel, connectionName))
@@ -50,7 +51,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	g.Expect(conn.Status.MauticVersion).To(Equal(mautictest.DefaultMauticVersion))
 	g.Expect(condition(conn, authv1alpha1.StalledCondition)).To(BeNil())
 	g.Expect(condition(conn, authv1alpha1.ReconcilingCondition)).To(BeNil())
-	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 }
 
 // With a short lifetime, a new token is published before the old one expires, every
@@ -59,7 +60,7 @@ func TestRefreshesBeforeExpiryEveryCycle(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(4 * time.Second)
+	e.Mautic.SetAccessTokenLifetime(4 * time.Second)
 	e.createCredentials(e.clientCredentials())
 	conn := e.newConnection()
 	// Half the lifetime as margin: the lifetimes here are seconds, and CI machines are busy.
@@ -75,12 +76,12 @@ func TestRefreshesBeforeExpiryEveryCycle(t *testing.T) {
 		g.Expect(secret).NotTo(BeNil())
 		published := accessToken(secret)
 		// Every token ever published must be valid at Mautic at every moment it is published.
-		g.Expect(e.mautic.AccessTokenValid(published)).To(BeTrue(), "the published token expired before it was replaced")
+		g.Expect(e.Mautic.AccessTokenValid(published)).To(BeTrue(), "the published token expired before it was replaced")
 		seen[published] = true
 		time.Sleep(100 * time.Millisecond)
 	}
 	g.Expect(len(seen)).To(BeNumerically(">", cycles), "tokens published")
-	g.Expect(e.mautic.TokenRequests()).To(BeNumerically("<=", len(seen)+1), "one token request per cycle")
+	g.Expect(e.Mautic.TokenRequests()).To(BeNumerically("<=", len(seen)+1), "one token request per cycle")
 	g.Expect(e.connection().Status.FailedAttempts).To(BeZero())
 }
 
@@ -92,7 +93,7 @@ func TestRestartWithValidTokensMakesNoTokenRequests(t *testing.T) {
 	e.createCredentials(e.clientCredentials())
 	e.createConnection(e.newConnection())
 	_, before := e.waitReady(authv1alpha1.TokenValidReason)
-	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 
 	e.startManager()
 	// The new manager reconciles the connection on start; a manual poke makes sure it ran at least once more.
@@ -100,7 +101,7 @@ func TestRestartWithValidTokensMakesNoTokenRequests(t *testing.T) {
 		c.Annotations = map[string]string{"example.com/poke": "1"}
 	})
 	g.Consistently(func(g Gomega) {
-		g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+		g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 		g.Expect(accessToken(e.tokenSecret())).To(Equal(accessToken(before)))
 	}).WithTimeout(3 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
 	e.waitReady(authv1alpha1.TokenValidReason)
@@ -115,8 +116,8 @@ func TestChangedCredentialsPublishANewToken(t *testing.T) {
 	e.createConnection(e.newConnection())
 	_, before := e.waitReady(authv1alpha1.TokenValidReason)
 
-	e.app.Secret = "rotated-" + randomSuffix()
-	e.mautic.SetClientSecret(e.app.ID, e.app.Secret)
+	e.App.Secret = "rotated-" + testenv.RandomSuffix()
+	e.Mautic.SetClientSecret(e.App.ID, e.App.Secret)
 	e.updateCredentials(e.clientCredentials())
 
 	g.Eventually(func(g Gomega) {
@@ -124,7 +125,7 @@ func TestChangedCredentialsPublishANewToken(t *testing.T) {
 	}).WithTimeout(10 * time.Second).WithPolling(poll).Should(Succeed())
 	_, after := e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(e.apiStatus(string(after.Data[authv1alpha1.AuthorizationKey]))).To(Equal(http.StatusOK))
-	g.Expect(e.mautic.TokenRequests()).To(Equal(2))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(2))
 }
 
 // A deleted or edited token Secret is restored from the current token at once, with
@@ -143,13 +144,13 @@ func TestTokenSecretIsRepairedWithoutANewToken(t *testing.T) {
 		g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue))
 	}
 
-	g.Expect(k8sClient.Delete(e.ctx, original)).To(Succeed())
+	g.Expect(k8sClient.Delete(e.Ctx, original)).To(Succeed())
 	g.Eventually(restored).WithTimeout(10 * time.Second).WithPolling(poll).Should(Succeed())
 
 	edited := e.tokenSecret()
 	edited.Data[authv1alpha1.AuthorizationKey] = []byte("Bearer tampered")
 	delete(edited.Data, authv1alpha1.URLKey)
-	g.Expect(k8sClient.Update(e.ctx, edited)).To(Succeed())
+	g.Expect(k8sClient.Update(e.Ctx, edited)).To(Succeed())
 	g.Eventually(restored).WithTimeout(10 * time.Second).WithPolling(poll).Should(Succeed())
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) {
@@ -159,7 +160,7 @@ func TestTokenSecretIsRepairedWithoutANewToken(t *testing.T) {
 		g.Expect(e.tokenSecret().Labels).To(HaveKeyWithValue("team", "sales"))
 	}).WithTimeout(10 * time.Second).WithPolling(poll).Should(Succeed())
 	restored(g)
-	g.Expect(e.mautic.TokenRequests()).To(Equal(1), "repairs and template changes never mint a token")
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(1), "repairs and template changes never mint a token")
 }
 
 // Errors a person must fix stall the connection with a reason naming the fix, and are
@@ -174,21 +175,21 @@ func TestConfigurationErrorsStallWithoutRetrying(t *testing.T) {
 	}{
 		{
 			name:    "invalid_client",
-			break_:  func(e *env) { e.mautic.SetClientSecret(e.app.ID, "not-what-the-secret-says") },
+			break_:  func(e *env) { e.Mautic.SetClientSecret(e.App.ID, "not-what-the-secret-says") },
 			reason:  authv1alpha1.InvalidClientReason,
 			message: "check client_id and client_secret",
 		},
 		{
 			name: "unauthorized_client",
 			break_: func(e *env) {
-				e.app = e.mautic.NewClient("user-created", false)
+				e.App = e.Mautic.NewClient("user-created", false)
 			},
 			reason:  authv1alpha1.GrantNotAllowedReason,
 			message: "Client Credentials grant",
 		},
 		{
 			name:    "api_disabled",
-			break_:  func(e *env) { e.mautic.SetAPIEnabled(false) },
+			break_:  func(e *env) { e.Mautic.SetAPIEnabled(false) },
 			reason:  authv1alpha1.APIDisabledReason,
 			message: "enable the API",
 		},
@@ -204,15 +205,15 @@ func TestConfigurationErrorsStallWithoutRetrying(t *testing.T) {
 
 			conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, tc.reason)
 			g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(tc.message))
-			g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).NotTo(ContainSubstring(e.app.Secret))
+			g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).NotTo(ContainSubstring(e.App.Secret))
 			ready := condition(conn, authv1alpha1.ReadyCondition)
 			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
 			g.Expect(ready.Reason).To(Equal(tc.reason))
 			g.Expect(e.tokenSecret()).To(BeNil())
 
-			requests := e.mautic.TokenRequests()
+			requests := e.Mautic.TokenRequests()
 			g.Expect(requests).To(Equal(1))
-			g.Consistently(e.mautic.TokenRequests).WithTimeout(3*time.Second).WithPolling(100*time.Millisecond).
+			g.Consistently(e.Mautic.TokenRequests).WithTimeout(3*time.Second).WithPolling(100*time.Millisecond).
 				Should(Equal(requests), "no retry loop")
 		})
 	}
@@ -228,12 +229,12 @@ func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 			e := newEnv(t)
-			e.mautic.SetAccessTokenLifetime(8 * time.Second)
-			e.mautic.SetSlowDelay(3 * time.Second) // longer than the client's 1s timeout
+			e.Mautic.SetAccessTokenLifetime(8 * time.Second)
+			e.Mautic.SetSlowDelay(3 * time.Second) // longer than the client's 1s timeout
 			e.createCredentials(e.clientCredentials())
 			e.createConnection(e.newConnection())
 			_, published := e.waitReady(authv1alpha1.TokenValidReason)
-			e.mautic.InjectFault(fault, -1)
+			e.Mautic.InjectFault(fault, -1)
 
 			conn := e.waitFor(authv1alpha1.ReconcilingCondition, metav1.ConditionTrue, authv1alpha1.RefreshFailedReason)
 			g.Expect(time.Now()).To(BeTemporally("<", conn.Status.ExpiresAt.Time), "the failure shows before expiry")
@@ -246,10 +247,10 @@ func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 			conn = e.waitFor(authv1alpha1.ReadyCondition, metav1.ConditionFalse, authv1alpha1.TokenExpiredReason)
 			g.Expect(time.Now()).To(BeTemporally(">=", conn.Status.ExpiresAt.Time))
 			g.Expect(accessToken(e.tokenSecret())).To(Equal(accessToken(published)), "a failed refresh never removes the token")
-			g.Expect(e.mautic.TokenRequests()).To(BeNumerically("<=", 1+8), "backoff, not a hot loop")
+			g.Expect(e.Mautic.TokenRequests()).To(BeNumerically("<=", 1+8), "backoff, not a hot loop")
 
 			// Recovery comes from the backoff's own next attempt, which after expiry may be up to a minute away.
-			e.mautic.ClearFaults()
+			e.Mautic.ClearFaults()
 			g.Eventually(func(g Gomega) {
 				g.Expect(condition(e.connection(), authv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionTrue))
 			}).WithTimeout(90 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
@@ -269,17 +270,17 @@ func TestMissingCredentialsNameTheFixAndRecover(t *testing.T) {
 	e.createConnection(e.newConnection())
 
 	conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CredentialsSecretNotFoundReason)
-	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(e.ns + "/" + credentialsName))
+	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(e.Namespace + "/" + credentialsName))
 
-	e.createCredentials(map[string]string{authv1alpha1.ClientIDKey: e.app.ID})
+	e.createCredentials(map[string]string{authv1alpha1.ClientIDKey: e.App.ID})
 	conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CredentialsKeyMissingReason)
 	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(
-		And(ContainSubstring(e.ns+"/"+credentialsName), ContainSubstring("has no client_secret")))
+		And(ContainSubstring(e.Namespace+"/"+credentialsName), ContainSubstring("has no client_secret")))
 
 	e.updateCredentials(e.clientCredentials())
 	e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(condition(e.connection(), authv1alpha1.StalledCondition)).To(BeNil())
-	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 	// Every step told the user through an event whose reason is the condition's reason.
 	g.Eventually(e.eventReasons).WithTimeout(eventually).Should(ContainElements(
 		authv1alpha1.CredentialsSecretNotFoundReason, authv1alpha1.CredentialsKeyMissingReason, authv1alpha1.TokenValidReason))
@@ -293,8 +294,8 @@ func TestBasicCredentials(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
 		e := newEnv(t)
-		e.mautic.SetBasicAuthEnabled(true)
-		e.mautic.AddUser("api-user", "s3cret pass")
+		e.Mautic.SetBasicAuthEnabled(true)
+		e.Mautic.AddUser("api-user", "s3cret pass")
 		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "s3cret pass"})
 		conn := e.newConnection()
 		conn.Spec.Grant = authv1alpha1.GrantBasic
@@ -308,13 +309,13 @@ func TestBasicCredentials(t *testing.T) {
 		g.Expect(e.apiStatus(string(secret.Data[authv1alpha1.AuthorizationKey]))).To(Equal(http.StatusOK))
 		g.Expect(conn.Status.ExpiresAt).To(BeNil())
 		g.Expect(conn.Status.RenewAt).NotTo(BeNil(), "Basic credentials are checked again periodically")
-		g.Expect(e.mautic.TokenRequests()).To(BeZero())
+		g.Expect(e.Mautic.TokenRequests()).To(BeZero())
 	})
 	t.Run("disabled on the server", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
 		e := newEnv(t)
-		e.mautic.AddUser("api-user", "s3cret")
+		e.Mautic.AddUser("api-user", "s3cret")
 		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "s3cret"})
 		conn := e.newConnection()
 		conn.Spec.Grant = authv1alpha1.GrantBasic
@@ -329,8 +330,8 @@ func TestBasicCredentials(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
 		e := newEnv(t)
-		e.mautic.SetBasicAuthEnabled(true)
-		e.mautic.AddUser("api-user", "right")
+		e.Mautic.SetBasicAuthEnabled(true)
+		e.Mautic.AddUser("api-user", "right")
 		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "wrong"})
 		conn := e.newConnection()
 		conn.Spec.Grant = authv1alpha1.GrantBasic
@@ -357,7 +358,7 @@ func TestRefreshRequestedByAnnotation(t *testing.T) {
 		g.Expect(accessToken(e.tokenSecret())).NotTo(Equal(accessToken(before)))
 		g.Expect(e.connection().Status.LastHandledRefreshRequest).To(Equal("2026-11-22T10:00:00Z"))
 	}).WithTimeout(10 * time.Second).WithPolling(poll).Should(Succeed())
-	g.Consistently(e.mautic.TokenRequests).WithTimeout(2 * time.Second).Should(Equal(2))
+	g.Consistently(e.Mautic.TokenRequests).WithTimeout(2 * time.Second).Should(Equal(2))
 }
 
 // A suspended connection makes no token request, even when its token is due.
@@ -365,7 +366,7 @@ func TestSuspendStopsRefreshes(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
 	e.createCredentials(e.clientCredentials())
 	e.createConnection(e.newConnection())
 	e.waitReady(authv1alpha1.TokenValidReason)
@@ -373,14 +374,14 @@ func TestSuspendStopsRefreshes(t *testing.T) {
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) { c.Spec.Suspend = true })
 	g.Eventually(func() int64 { return e.connection().Status.ObservedGeneration }).
 		WithTimeout(eventually).Should(Equal(e.connection().Generation))
-	requests := e.mautic.TokenRequests()
-	g.Consistently(e.mautic.TokenRequests).WithTimeout(4 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(requests))
+	requests := e.Mautic.TokenRequests()
+	g.Consistently(e.Mautic.TokenRequests).WithTimeout(4 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(requests))
 	g.Expect(e.tokenSecret()).NotTo(BeNil(), "suspending never removes the token")
 	e.waitFor(authv1alpha1.ReadyCondition, metav1.ConditionFalse, authv1alpha1.SuspendedReason)
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) { c.Spec.Suspend = false })
 	e.waitReady(authv1alpha1.TokenValidReason)
-	g.Expect(e.mautic.TokenRequests()).To(BeNumerically(">", requests))
+	g.Expect(e.Mautic.TokenRequests()).To(BeNumerically(">", requests))
 }
 
 // A Secret of the token Secret's name that the operator does not manage is never overwritten.
@@ -388,16 +389,16 @@ func TestForeignTokenSecretIsNotOverwritten(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName, Namespace: e.ns},
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName, Namespace: e.Namespace},
 		StringData: map[string]string{"precious": "data"}}
-	g.Expect(k8sClient.Create(e.ctx, foreign)).To(Succeed())
+	g.Expect(k8sClient.Create(e.Ctx, foreign)).To(Succeed())
 	e.createCredentials(e.clientCredentials())
 	e.createConnection(e.newConnection())
 
 	e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.TokenSecretConflictReason)
 	g.Expect(string(e.tokenSecret().Data["precious"])).To(Equal("data"))
 	g.Expect(e.tokenSecret().Data).NotTo(HaveKey(authv1alpha1.AuthorizationKey))
-	g.Expect(e.mautic.TokenRequests()).To(BeZero())
+	g.Expect(e.Mautic.TokenRequests()).To(BeZero())
 }
 
 // A CA Secret lets the operator trust a Mautic site with a private certificate.
@@ -407,8 +408,8 @@ func TestPrivateCAFromSecret(t *testing.T) {
 	e := newEnv(t)
 	tlsServer := mautictest.NewTLSServer()
 	t.Cleanup(tlsServer.Close)
-	e.mautic = tlsServer
-	e.app = tlsServer.NewClient("crm", true)
+	e.Mautic = tlsServer
+	e.App = tlsServer.NewClient("crm", true)
 	e.createCredentials(e.clientCredentials())
 	conn := e.newConnection()
 	conn.Spec.AllowInsecureHTTP = false
@@ -416,7 +417,7 @@ func TestPrivateCAFromSecret(t *testing.T) {
 	e.createConnection(conn)
 
 	e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CASecretInvalidReason)
-	g.Expect(k8sClient.Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mautic-ca", Namespace: e.ns},
+	g.Expect(k8sClient.Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mautic-ca", Namespace: e.Namespace},
 		Data: map[string][]byte{authv1alpha1.CACertKey: tlsServer.CACertPEM()}})).To(Succeed())
 	e.waitReady(authv1alpha1.TokenValidReason)
 

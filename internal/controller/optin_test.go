@@ -24,12 +24,12 @@ func TestCredentialsSecretMustOptIn(t *testing.T) {
 
 	conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CredentialsNotOptedInReason)
 	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(
-		"kubectl label secret " + credentialsName + " -n " + e.ns + " " + authv1alpha1.CredentialsOptInLabel + "=true"))
-	g.Expect(e.mautic.TokenRequests()).To(BeZero(), "nothing was sent")
+		"kubectl label secret " + credentialsName + " -n " + e.Namespace + " " + authv1alpha1.CredentialsOptInLabel + "=true"))
+	g.Expect(e.Mautic.TokenRequests()).To(BeZero(), "nothing was sent")
 
 	secret := &corev1.Secret{}
-	g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: credentialsName}, secret)).To(Succeed())
+	g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: credentialsName}, secret)).To(Succeed())
 	metav1.SetMetaDataLabel(&secret.ObjectMeta, authv1alpha1.CredentialsOptInLabel, "true")
-	g.Expect(k8sClient.Update(e.ctx, secret)).To(Succeed())
+	g.Expect(k8sClient.Update(e.Ctx, secret)).To(Succeed())
 	e.waitReady(authv1alpha1.TokenValidReason)
 }

@@ -29,7 +29,7 @@ func (e *env) restartManager(wrap func(http.RoundTripper) http.RoundTripper, con
 	if e.stop != nil {
 		e.stop()
 	}
-	e.stop = context.CancelFunc(controlPlane.StartManagerThrough(e.t, e.ns, wrap, configure...))
+	e.stop = context.CancelFunc(controlPlane.StartManagerThrough(e.t, e.Namespace, wrap, configure...))
 }
 
 // persistOutage fails, while on, every write of the test's state Secret that does not claim it:
@@ -69,9 +69,9 @@ func (o *persistOutage) RoundTrip(req *http.Request) (*http.Response, error) {
 func (e *env) expectStateTokenValid(g Gomega) {
 	e.t.Helper()
 	g.Eventually(func() bool {
-		return e.mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
+		return e.Mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))
 	}).WithTimeout(10*time.Second).Should(BeTrue(), "the state Secret holds the newest refresh token")
-	g.Expect(e.mautic.ReusedRefreshTokens()).To(BeZero(), "a rotated refresh token was spent again")
+	g.Expect(e.Mautic.ReusedRefreshTokens()).To(BeZero(), "a rotated refresh token was spent again")
 }
 
 // The API server is down as Mautic answers a refresh: the rotated token cannot be persisted. It is
@@ -82,15 +82,15 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 	g := NewWithT(t)
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
 	pendingDir := t.TempDir()
-	outage := &persistOutage{path: "/api/v1/namespaces/" + e.ns + "/secrets/" + connectionName + authv1alpha1.StateSecretSuffix}
+	outage := &persistOutage{path: "/api/v1/namespaces/" + e.Namespace + "/secrets/" + connectionName + authv1alpha1.StateSecretSuffix}
 	wrap := func(next http.RoundTripper) http.RoundTripper { outage.forward = next; return outage }
 	withPendingDir := func(o *operator.Options) { o.PendingDir = pendingDir }
 	e.restartManager(wrap, withPendingDir)
 	e.waitReady(authv1alpha1.TokenValidReason)
 
-	refreshes := e.mautic.TokenRequestsByGrant("refresh_token")
+	refreshes := e.Mautic.TokenRequestsByGrant("refresh_token")
 	outage.on.Store(true)
-	g.Eventually(func() int { return e.mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20 * time.Second).
+	g.Eventually(func() int { return e.Mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20 * time.Second).
 		Should(BeNumerically(">", refreshes))
 	g.Eventually(func() []string {
 		files, _ := os.ReadDir(pendingDir)
@@ -101,18 +101,18 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 		return names
 	}).WithTimeout(5*time.Second).Should(ContainElement(HaveSuffix(".pending.json")), "the rotated token is on disk")
 	g.Eventually(outage.failed.Load).Should(BeNumerically(">", 0))
-	g.Expect(e.mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))).To(BeFalse(),
+	g.Expect(e.Mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))).To(BeFalse(),
 		"the state Secret still holds the spent token")
 
 	// The process ends during the outage; the API server comes back; a new process starts.
 	e.stop()
-	g.Expect(e.mautic.TokenRequestsByGrant("refresh_token")).To(Equal(refreshes+1), "nothing spent after the failed persist")
+	g.Expect(e.Mautic.TokenRequestsByGrant("refresh_token")).To(Equal(refreshes+1), "nothing spent after the failed persist")
 	outage.on.Store(false)
 	e.restartManager(nil, withPendingDir)
 	e.expectStateTokenValid(g)
 	// The access token expired during the outage (it could not be published either): the new
 	// manager publishes one, then keeps rotating.
-	g.Eventually(func() bool { return e.mautic.AccessTokenValid(accessToken(e.tokenSecret())) }).WithTimeout(20 * time.Second).
+	g.Eventually(func() bool { return e.Mautic.AccessTokenValid(accessToken(e.tokenSecret())) }).WithTimeout(20 * time.Second).
 		Should(BeTrue())
 	e.watchRotation(refreshes+4, 60*time.Second)
 	e.stop() // every refresh in flight ends, persisted
@@ -130,15 +130,15 @@ func TestRotationShutdownDuringASlowTokenRequest(t *testing.T) {
 	e.restartManager(nil, withTimeout)
 	e.waitReady(authv1alpha1.TokenValidReason)
 
-	e.mautic.SetSlowDelay(2 * time.Second)
-	refreshes := e.mautic.TokenRequestsByGrant("refresh_token")
-	e.mautic.InjectFault(mautictest.FaultSlowThenAnswer, 1)
-	g.Eventually(func() int { return e.mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20*time.Second).
+	e.Mautic.SetSlowDelay(2 * time.Second)
+	refreshes := e.Mautic.TokenRequestsByGrant("refresh_token")
+	e.Mautic.InjectFault(mautictest.FaultSlowThenAnswer, 1)
+	g.Eventually(func() int { return e.Mautic.TokenRequestsByGrant("refresh_token") }).WithTimeout(20*time.Second).
 		Should(BeNumerically(">", refreshes), "a refresh is held by Mautic")
 	stopped := time.Now()
 	e.stop() // returns once the manager has stopped
 	g.Expect(time.Since(stopped)).To(BeNumerically(">", time.Second), "shutdown waited for the held answer")
-	g.Expect(e.mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))).To(BeTrue(),
+	g.Expect(e.Mautic.RefreshTokenValid(string(e.stateSecret().Data[authv1alpha1.RefreshTokenKey]))).To(BeTrue(),
 		"the rotated token was persisted before the manager stopped")
 	g.Expect(e.stateSecret().Annotations).NotTo(HaveKey(authv1alpha1.RefreshClaimAnnotation), "no claim left to block the next manager")
 
@@ -153,8 +153,8 @@ func TestRotationAcceptsAFractionalExpiresIn(t *testing.T) {
 	g := NewWithT(t)
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
 	e.waitReady(authv1alpha1.TokenValidReason)
-	e.mautic.InjectFault(mautictest.FaultFractionalExpiresIn, -1)
-	e.watchRotation(e.mautic.TokenRequestsByGrant("refresh_token")+3, 60*time.Second)
+	e.Mautic.InjectFault(mautictest.FaultFractionalExpiresIn, -1)
+	e.watchRotation(e.Mautic.TokenRequestsByGrant("refresh_token")+3, 60*time.Second)
 	e.expectStateTokenValid(g)
 }
 
@@ -165,7 +165,7 @@ func TestRotationWaitsForAClaimByADeadManager(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t)
 	e.stop()
-	e.app = e.mautic.NewClient("crm-user", false)
+	e.App = e.Mautic.NewClient("crm-user", false)
 	e.createCredentials(e.clientCredentials())
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
@@ -173,13 +173,13 @@ func TestRotationWaitsForAClaimByADeadManager(t *testing.T) {
 	conn = e.connection()
 
 	state := refreshstate.New(conn)
-	refreshstate.SetRefreshToken(state, conn, e.mautic.IssueRefreshToken(e.app.ID), time.Now())
+	refreshstate.SetRefreshToken(state, conn, e.Mautic.IssueRefreshToken(e.App.ID), time.Now())
 	refreshstate.SetClaim(state, "dead-manager", time.Now().Add(-time.Hour)) // its clock was wrong, too
-	g.Expect(k8sClient.Create(e.ctx, state, client.FieldOwner(authv1alpha1.RefreshClaimFieldManager))).To(Succeed())
+	g.Expect(k8sClient.Create(e.Ctx, state, client.FieldOwner(authv1alpha1.RefreshClaimFieldManager))).To(Succeed())
 	const claimTTL = 4 * time.Second
 	e.restartManager(nil, func(o *operator.Options) { o.ClaimTTL = claimTTL })
 
-	g.Consistently(e.mautic.TokenRequests).WithTimeout(claimTTL/2).WithPolling(100*time.Millisecond).
+	g.Consistently(e.Mautic.TokenRequests).WithTimeout(claimTTL/2).WithPolling(100*time.Millisecond).
 		Should(BeZero(), "the claim blocks the refresh until it is %s old by the API server's clock", claimTTL)
 	e.waitReady(authv1alpha1.TokenValidReason)
 	e.expectStateTokenValid(g)

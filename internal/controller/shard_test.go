@@ -29,7 +29,7 @@ func TestShardsServeOnlyTheirConnections(t *testing.T) {
 	status := func(name string) func() *authv1alpha1.MauticConnectionStatus {
 		return func() *authv1alpha1.MauticConnectionStatus {
 			conn := &authv1alpha1.MauticConnection{}
-			g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: name}, conn)).To(Succeed())
+			g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: name}, conn)).To(Succeed())
 			return &conn.Status
 		}
 	}
@@ -39,14 +39,14 @@ func TestShardsServeOnlyTheirConnections(t *testing.T) {
 		}
 	}
 
-	stopA := controlPlane.StartManager(t, e.ns, shard("a"))
+	stopA := controlPlane.StartManager(t, e.Namespace, shard("a"))
 	g.Eventually(status("crm-a")).WithTimeout(eventually).Should(HaveField("ObservedGeneration", int64(1)))
 	g.Consistently(status("crm-b")).WithTimeout(3*time.Second).Should(HaveField("ObservedGeneration", int64(0)),
 		"shard a's manager leaves shard b's connection alone")
-	g.Expect(e.mautic.TokenRequests()).To(Equal(1))
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 
-	controlPlane.StartManager(t, e.ns, shard("b"))
+	controlPlane.StartManager(t, e.Namespace, shard("b"))
 	g.Eventually(status("crm-b")).WithTimeout(eventually).Should(HaveField("ObservedGeneration", int64(1)))
-	g.Expect(e.mautic.TokenRequests()).To(Equal(2), "one token for each connection, from its own shard")
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(2), "one token for each connection, from its own shard")
 	stopA()
 }

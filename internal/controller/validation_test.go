@@ -6,11 +6,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
@@ -34,9 +32,7 @@ func validConnection(ns string) *authv1alpha1.MauticConnection {
 func TestCRDValidationRules(t *testing.T) {
 	t.Parallel()
 	useControlPlane(t)
-	ns := "validation-" + randomSuffix()
-	g := NewWithT(t)
-	g.Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: ctrl.ObjectMeta{Name: ns}})).To(Succeed())
+	ns := controlPlane.CreateNamespace(t, "validation-")
 	duration := func(value string) *authv1alpha1.Duration { return ptr.To(authv1alpha1.Duration(value)) }
 	tests := []struct {
 		name        string
@@ -166,10 +162,10 @@ func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
 	good.createConnection(good.newConnection())
 
 	// One manager for both namespaces, as a cluster-wide install is.
-	stop := controlPlane.StartManager(t, bad.ns, func(o *operator.Options) { o.Namespaces = []string{bad.ns, good.ns} })
+	stop := controlPlane.StartManager(t, bad.Namespace, func(o *operator.Options) { o.Namespaces = []string{bad.Namespace, good.Namespace} })
 	defer stop()
 	good.waitReady(authv1alpha1.TokenValidReason)
 	conn := bad.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.InvalidSpecReason)
 	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(`spec.refreshTokenLifetime "14d" is not a duration in hours, minutes and seconds such as 10m or 336h`))
-	g.Expect(bad.mautic.TokenRequests()).To(BeZero())
+	g.Expect(bad.Mautic.TokenRequests()).To(BeZero())
 }

@@ -28,7 +28,7 @@ func TestNewConnection(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.app.Secret)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(nil)
 
 	fresh := e.live(g)
@@ -92,14 +92,14 @@ func TestExpiredTokenWhileMauticFails(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.app.Secret)
+	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(nil)
 	e.startManager()
 	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
 	})
-	e.mautic.InjectFault(mautictest.FaultServerError, -1)
+	e.Mautic.InjectFault(mautictest.FaultServerError, -1)
 
 	expired := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(And(
@@ -123,8 +123,8 @@ func TestTransientRetryWithValidToken(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t)
 	// Renewal after a tenth of a long lifetime: a wide window in which the token works and refreshing fails.
-	e.mautic.SetAccessTokenLifetime(60 * time.Second)
-	e.createCredentials(e.app.Secret)
+	e.Mautic.SetAccessTokenLifetime(60 * time.Second)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(func(c *authv1alpha1.MauticConnection) {
 		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](90)}
 	})
@@ -132,7 +132,7 @@ func TestTransientRetryWithValidToken(t *testing.T) {
 	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
 	})
-	e.mautic.InjectFault(mautictest.FaultServerError, -1)
+	e.Mautic.InjectFault(mautictest.FaultServerError, -1)
 
 	retrying := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		g.Expect(condition(u, authv1alpha1.ReconcilingCondition)).To(And(
@@ -155,8 +155,8 @@ func TestSuspendedConnection(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.app.Secret)
+	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(nil)
 	e.startManager()
 	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
@@ -165,7 +165,7 @@ func TestSuspendedConnection(t *testing.T) {
 
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))
 	suspended := e.live(g)
-	g.Expect(k8sClient.Patch(e.ctx, suspended, patch)).To(Succeed())
+	g.Expect(k8sClient.Patch(e.Ctx, suspended, patch)).To(Succeed())
 	g.Expect(health(t, suspended)).To(Equal(argoHealth{
 		Status: "Suspended", Message: "spec.suspend is true: the operator requests no tokens and writes no Secrets",
 	}))
@@ -196,8 +196,8 @@ func TestRoutineRefreshes(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.app.Secret)
+	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(func(c *authv1alpha1.MauticConnection) {
 		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](50)}
 	})
@@ -234,7 +234,7 @@ func TestRefreshAction(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.app.Secret)
+	e.createCredentials(e.App.Secret)
 	e.createConnection(nil)
 	e.startManager()
 	var before string
@@ -260,7 +260,7 @@ func TestRefreshAction(t *testing.T) {
 	data, err := patch.Data(modified)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(data).To(MatchJSON(`{"metadata":{"annotations":{"` + authv1alpha1.RefreshRequestedAtAnnotation + `":"` + requestedAt + `"}}}`))
-	g.Expect(k8sClient.Patch(e.ctx, modified, patch)).To(Succeed())
+	g.Expect(k8sClient.Patch(e.Ctx, modified, patch)).To(Succeed())
 
 	refreshed := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		handled, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledRefreshRequest")

@@ -5,9 +5,6 @@
 package gitops_test
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 	"time"
 
@@ -18,7 +15,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
@@ -31,7 +27,7 @@ const (
 	poll       = 50 * time.Millisecond
 )
 
-// The package's control plane and its client, set by useControlPlane.
+// The package's control plane and its client, set by setUpPackage.
 var (
 	controlPlane *testenv.ControlPlane
 	k8sClient    client.Client
@@ -42,63 +38,50 @@ func TestMain(m *testing.M) {
 	testenv.Main(m)
 }
 
-// useControlPlane starts the package's local control plane (kube-apiserver and etcd, see
-// hack/controlplane.sh) on first use and sets controlPlane and k8sClient. Each test then runs its
-// own manager, watching only its own namespace.
-func useControlPlane(t *testing.T) {
-	t.Helper()
-	testenv.Shared(t, func(cp *testenv.ControlPlane) error {
-		controlPlane, k8sClient = cp, cp.Client
-		return nil
-	})
+// setUpPackage sets controlPlane and k8sClient once the package's control plane runs.
+func setUpPackage(cp *testenv.ControlPlane) error {
+	controlPlane, k8sClient = cp, cp.Client
+	return nil
 }
 
 // env is one test's world: a namespace, a Mautic test server with one API client, and, once
 // started, a manager running the real reconciler for that namespace only.
 type env struct {
-	t      *testing.T
-	ctx    context.Context
-	ns     string
-	mautic *mautictest.Server
-	app    mautictest.ClientApp
+	*testenv.Test
+	t *testing.T
 }
 
 // newEnv creates a namespace and a Mautic test server. No manager watches the namespace until
 // startManager, so objects can be read as the operator has never seen them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	useControlPlane(t)
-	e := &env{t: t, ctx: context.Background(), ns: "gitops-" + randomSuffix(), mautic: mautictest.NewServer()}
-	t.Cleanup(e.mautic.Close)
-	e.app = e.mautic.NewClient("crm", true)
-	NewWithT(t).Expect(k8sClient.Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})).To(Succeed())
-	return e
+	return &env{Test: testenv.NewTest(t, "gitops-", setUpPackage), t: t}
 }
 
 // startManager starts a manager that watches only the test's namespace, as the real one does with
 // --watch-namespaces, with the real Mautic client; it stops when the test ends.
 func (e *env) startManager() {
 	e.t.Helper()
-	controlPlane.StartManager(e.t, e.ns)
+	e.StartManager()
 }
 
 // createCredentials creates the credentials Secret with the test client's id and the given secret.
 func (e *env) createCredentials(clientSecret string) {
 	e.t.Helper()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.ns},
-		StringData: map[string]string{authv1alpha1.ClientIDKey: e.app.ID, authv1alpha1.ClientSecretKey: clientSecret},
+		ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.Namespace},
+		StringData: map[string]string{authv1alpha1.ClientIDKey: e.App.ID, authv1alpha1.ClientSecretKey: clientSecret},
 	}
-	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, secret)).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, secret)).To(Succeed())
 }
 
 // createConnection creates a connection to the test server after mutate has adjusted it.
 func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 	e.t.Helper()
 	conn := &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.ns},
+		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.Namespace},
 		Spec: authv1alpha1.MauticConnectionSpec{
-			URL:                  e.mautic.URL(),
+			URL:                  e.Mautic.URL(),
 			AllowInsecureHTTP:    true,
 			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
 		},
@@ -106,7 +89,7 @@ func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 	if mutate != nil {
 		mutate(conn)
 	}
-	NewWithT(e.t).Expect(k8sClient.Create(e.ctx, conn)).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, conn)).To(Succeed())
 }
 
 // live reads the connection from the API server, uncached, as the unstructured object that Argo CD
@@ -114,7 +97,7 @@ func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 func (e *env) live(g Gomega) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
-	g.Expect(k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: connectionName}, u)).To(Succeed())
+	g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, u)).To(Succeed())
 	return u
 }
 
@@ -132,13 +115,7 @@ func (e *env) waitLive(check func(g Gomega, u *unstructured.Unstructured)) *unst
 // accessToken returns the published access token, "" when there is no token Secret.
 func (e *env) accessToken(g Gomega) string {
 	secret := &corev1.Secret{}
-	err := k8sClient.Get(e.ctx, client.ObjectKey{Namespace: e.ns, Name: tokenSecretName}, secret)
+	err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: tokenSecretName}, secret)
 	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
 	return string(secret.Data[authv1alpha1.AccessTokenKey])
-}
-
-func randomSuffix() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

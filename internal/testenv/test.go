@@ -1,0 +1,38 @@
+package testenv
+
+import (
+	"context"
+
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/operator"
+)
+
+// Test is one test's world on its package's control plane: a namespace of its own, and a Mautic
+// test server (plain HTTP) with one API client allowed the client-credentials grant, closed when
+// the test ends.
+type Test struct {
+	Ctx          context.Context
+	ControlPlane *ControlPlane
+	Namespace    string
+	Mautic       *mautictest.Server
+	App          mautictest.ClientApp
+
+	t TB
+}
+
+// NewTest starts the package's control plane on first use (Shared, with setUp) and creates a Test
+// whose namespace's name begins with prefix.
+func NewTest(t TB, prefix string, setUp ...func(*ControlPlane) error) *Test {
+	t.Helper()
+	cp := Shared(t, setUp...)
+	x := &Test{t: t, Ctx: context.Background(), ControlPlane: cp, Namespace: cp.CreateNamespace(t, prefix), Mautic: mautictest.NewServer()}
+	t.Cleanup(x.Mautic.Close)
+	x.App = x.Mautic.NewClient("crm", true)
+	return x
+}
+
+// StartManager starts a manager for the test's namespace (see ControlPlane.StartManager).
+func (x *Test) StartManager(configure ...func(*operator.Options)) (stop func()) {
+	x.t.Helper()
+	return x.ControlPlane.StartManager(x.t, x.Namespace, configure...)
+}
