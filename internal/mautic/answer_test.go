@@ -372,10 +372,7 @@ func TestTokenBodyCutShortOfOtherGrants(t *testing.T) {
 func TestTokenFractionalExpiresInFault(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
-	app := s.NewClient("cli", false)
-	c := New(fastOptions())
+	s, app, c := refreshServer(t)
 	s.InjectFault(mautictest.FaultFractionalExpiresIn, 1)
 	tok, err := c.Token(context.Background(), refreshRequest(s, app, s.IssueRefreshToken(app.ID)))
 	g.Expect(err).NotTo(HaveOccurred())
@@ -384,6 +381,16 @@ func TestTokenFractionalExpiresInFault(t *testing.T) {
 	next, err := c.Token(context.Background(), refreshRequest(s, app, tok.RefreshToken))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(next.ExpiresIn).To(Equal(time.Hour))
+}
+
+// refreshServer starts a test server, closed when the test ends, with an API client "cli" for the
+// authorization-code and refresh-token grants (not client credentials), and returns a Mautic
+// client with short timeouts.
+func refreshServer(t *testing.T) (*mautictest.Server, mautictest.ClientApp, Client) {
+	t.Helper()
+	s := mautictest.NewServer()
+	t.Cleanup(s.Close)
+	return s, s.NewClient("cli", false), New(fastOptions())
 }
 
 // faultyRefresh is a refresh of a seeded refresh token that a fault of the test server answered.
@@ -400,10 +407,8 @@ type faultyRefresh struct {
 // refreshes it once with fault injected; the answer must be unusable.
 func refreshWithFault(t *testing.T, g Gomega, fault mautictest.Fault) faultyRefresh {
 	t.Helper()
-	s := mautictest.NewServer()
-	t.Cleanup(s.Close)
-	app := s.NewClient("cli", false)
-	f := faultyRefresh{server: s, app: app, client: New(fastOptions()), seeded: s.IssueRefreshToken(app.ID)}
+	s, app, c := refreshServer(t)
+	f := faultyRefresh{server: s, app: app, client: c, seeded: s.IssueRefreshToken(app.ID)}
 	s.InjectFault(fault, 1)
 	_, f.err = f.client.Token(context.Background(), refreshRequest(s, app, f.seeded))
 	g.Expect(errors.As(f.err, &f.unusable)).To(BeTrue(), "%T %v", f.err, f.err)

@@ -447,10 +447,7 @@ func TestBodySizeLimit(t *testing.T) {
 func TestTokenRefreshRotation(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
-	app := s.NewClient("cli", false)
-	c := New(fastOptions())
+	s, app, c := refreshServer(t)
 	seeded := s.IssueRefreshToken(app.ID)
 	refresh := func(token string) (*Token, error) {
 		return c.Token(context.Background(), TokenRequest{
