@@ -53,6 +53,16 @@ func (e *env) createConnection(conn *authv1alpha1.MauticConnection) {
 	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, conn)).To(Succeed())
 }
 
+// createBasicConnection creates a credentials Secret with username and password and a connection
+// with grant Basic that reads it.
+func (e *env) createBasicConnection(username, password string) {
+	e.t.Helper()
+	e.createCredentials(map[string]string{authv1alpha1.UsernameKey: username, authv1alpha1.PasswordKey: password})
+	conn := e.newConnection()
+	conn.Spec.Grant = authv1alpha1.GrantBasic
+	e.createConnection(conn)
+}
+
 // connection reads the connection uncached.
 func (e *env) connection() *authv1alpha1.MauticConnection {
 	e.t.Helper()

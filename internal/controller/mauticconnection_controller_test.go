@@ -296,10 +296,7 @@ func TestBasicCredentials(t *testing.T) {
 		e := newEnv(t)
 		e.Mautic.SetBasicAuthEnabled(true)
 		e.Mautic.AddUser("api-user", "s3cret pass")
-		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "s3cret pass"})
-		conn := e.newConnection()
-		conn.Spec.Grant = authv1alpha1.GrantBasic
-		e.createConnection(conn)
+		e.createBasicConnection("api-user", "s3cret pass")
 
 		conn, secret := e.waitReady(authv1alpha1.CredentialsVerifiedReason)
 		g.Expect(string(secret.Data[authv1alpha1.AuthorizationKey])).To(HavePrefix("Basic "))
@@ -316,12 +313,9 @@ func TestBasicCredentials(t *testing.T) {
 		g := NewWithT(t)
 		e := newEnv(t)
 		e.Mautic.AddUser("api-user", "s3cret")
-		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "s3cret"})
-		conn := e.newConnection()
-		conn.Spec.Grant = authv1alpha1.GrantBasic
-		e.createConnection(conn)
+		e.createBasicConnection("api-user", "s3cret")
 
-		conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.BasicAuthDisabledReason)
+		conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.BasicAuthDisabledReason)
 		g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring("enable HTTP basic auth"))
 		g.Expect(condition(conn, authv1alpha1.ReadyCondition).Status).To(Equal(metav1.ConditionFalse))
 		g.Expect(e.tokenSecret()).To(BeNil())
@@ -332,12 +326,9 @@ func TestBasicCredentials(t *testing.T) {
 		e := newEnv(t)
 		e.Mautic.SetBasicAuthEnabled(true)
 		e.Mautic.AddUser("api-user", "right")
-		e.createCredentials(map[string]string{authv1alpha1.UsernameKey: "api-user", authv1alpha1.PasswordKey: "wrong"})
-		conn := e.newConnection()
-		conn.Spec.Grant = authv1alpha1.GrantBasic
-		e.createConnection(conn)
+		e.createBasicConnection("api-user", "wrong")
 
-		conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.InvalidBasicCredentialsReason)
+		conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.InvalidBasicCredentialsReason)
 		g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).NotTo(ContainSubstring("wrong"))
 	})
 }
