@@ -4,7 +4,8 @@ package v1alpha1
 const (
 	// ReadyCondition is True while a valid token is published in the token Secret.
 	ReadyCondition = "Ready"
-	// ReconcilingCondition is True while the operator is obtaining a token or retrying a transient failure.
+	// ReconcilingCondition is True while a transient failure is being retried (the current token stays
+	// published); absent otherwise.
 	ReconcilingCondition = "Reconciling"
 	// StalledCondition is True when a person must act (fix the spec, the credentials Secret or Mautic's settings).
 	StalledCondition = "Stalled"

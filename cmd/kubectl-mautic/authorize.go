@@ -280,11 +280,9 @@ func (f *authorizeFlow) probeAuthorizeEndpoint(ctx context.Context) error {
 	case "redirect_uri_mismatch": //nolint:goconst // OAuth2 error codes read best as on the wire, like the other cases
 		return f.mismatchError()
 	case "api_disabled":
-		//nolint:staticcheck // ST1005: starts with the proper noun Mautic; the test matches this text
 		return fmt.Errorf("Mautic's API is disabled (HTTP %d api_disabled): enable it in Mautic's Configuration > API Settings, then run this command again",
 			resp.StatusCode)
 	case "invalid_client":
-		//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 		return fmt.Errorf("Mautic does not know client_id %q from Secret %s/%s (HTTP %d invalid_client %q): "+
 			"copy the client id from Settings > API Credentials", f.clientID, f.conn.Namespace, f.conn.Spec.CredentialsSecretRef.Name,
 			resp.StatusCode, message)
@@ -348,7 +346,6 @@ func parseOAuthError(body []byte) (string, string) {
 
 // mismatchError explains redirect_uri_mismatch.
 func (f *authorizeFlow) mismatchError() error {
-	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	return fmt.Errorf("Mautic refused the redirect URI %s (redirect_uri_mismatch): the redirect URI must be registered on the "+
 		"Mautic API credentials exactly, host and port included. In Mautic, open Settings > API Credentials, edit the "+
 		"credentials of client %s, add %s to its Redirect URI, and run this command again (or pass --port with the port "+
@@ -387,7 +384,6 @@ func (f *authorizeFlow) serve(ctx context.Context, listener net.Listener, timeou
 	if ctx.Err() != nil {
 		return errors.New("interrupted before Mautic redirected back; nothing was stored")
 	}
-	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	return fmt.Errorf("Mautic did not redirect to %s within %s; nothing was stored. If Mautic showed redirect_uri_mismatch, "+
 		"register that redirect URI exactly, host and port included, on Settings > API Credentials; if access was denied "+
 		"(Mautic then shows an empty page), run this command again and approve; otherwise pass a longer --timeout",
@@ -431,7 +427,6 @@ func (f *authorizeFlow) complete(query url.Values) (int, string, string, error) 
 	}
 	code := query.Get("code")
 	if code == "" {
-		//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 		err := fmt.Errorf("Mautic redirected to %s without an authorization code or an error; nothing was stored. "+
 			"Run kubectl mautic authorize %s -n %s again and approve access", f.redirectURI, f.conn.Name, f.conn.Namespace)
 		return http.StatusBadRequest, failedTitle, err.Error(), err
@@ -453,7 +448,6 @@ func (f *authorizeFlow) redirectError(errorCode, description string) error {
 		return fmt.Errorf("access was denied in Mautic (access_denied); nothing was stored. Run kubectl mautic authorize %s -n %s again and approve",
 			f.conn.Name, f.conn.Namespace)
 	}
-	//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 	err := fmt.Errorf("Mautic answered the authorization with error %q", errorCode)
 	if description != "" {
 		err = fmt.Errorf("%w: %q", err, description)
@@ -502,10 +496,8 @@ func (f *authorizeFlow) exchangeError(err error) error {
 		case "redirect_uri_mismatch":
 			return f.mismatchError()
 		case "invalid_grant":
-			//nolint:staticcheck // ST1005: starts with the proper noun Mautic, which keeps its capital
 			return fmt.Errorf("Mautic refused the authorization code (%w): a code works once and for 30 seconds; run this command again", err)
 		case "invalid_client":
-			//nolint:staticcheck // ST1005: starts with the proper noun Mautic; the test matches this text
 			return fmt.Errorf("Mautic refused the client_id or client_secret of Secret %s/%s (%w): copy both from Settings > API Credentials",
 				f.conn.Namespace, f.conn.Spec.CredentialsSecretRef.Name, err)
 		}
@@ -532,7 +524,6 @@ func stateSecretOwnerError(state *corev1.Secret, conn *authv1alpha1.MauticConnec
 	if refreshstate.ControlledBy(state, conn) {
 		return nil
 	}
-	//nolint:staticcheck // ST1005: starts with the Kind Secret; the test matches this text
 	return fmt.Errorf("Secret %s/%s exists and is not owned by MauticConnection %s/%s: delete it "+
 		"(kubectl delete secret %s -n %s) and run this command again", state.Namespace, state.Name, conn.Namespace, conn.Name,
 		state.Name, state.Namespace)

@@ -13,18 +13,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 var (
@@ -36,48 +34,47 @@ var (
 	kubeconfigBytes []byte
 )
 
-// TestMain starts one local control plane (kube-apiserver and etcd, see hack/controlplane.sh)
-// for the package and writes a kubeconfig for it; the plugin reads that kubeconfig as a user would.
+// kubeconfigDir holds the kubeconfig at kubeconfigPath; TestMain removes it.
+var kubeconfigDir string
+
+// controlPlaneOnce guards the setting of k8sClient and the kubeconfig.
+var controlPlaneOnce sync.Once
+
+// TestMain runs the tests, then stops the package's control plane if a test started one.
 func TestMain(m *testing.M) {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		fmt.Fprintln(os.Stderr, "KUBEBUILDER_ASSETS is not set: run make test, which builds kube-apiserver and etcd and sets it")
-		os.Exit(1)
-	}
-	ctrllog.SetLogger(logr.Discard())
-	testEnv := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-	}
-	restConfig, err := testEnv.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the local control plane: %v\n", err)
-		os.Exit(1)
-	}
-	code := func() int {
-		defer func() {
-			if err := testEnv.Stop(); err != nil {
-				fmt.Fprintf(os.Stderr, "stopping the local control plane: %v\n", err)
-			}
-		}()
-		if k8sClient, err = client.New(restConfig, client.Options{Scheme: scheme}); err != nil {
-			fmt.Fprintf(os.Stderr, "creating a client: %v\n", err)
-			return 1
+	defer func() {
+		if kubeconfigDir != "" {
+			_ = os.RemoveAll(kubeconfigDir)
 		}
-		dir, err := os.MkdirTemp("", "kubectl-mautic-test-")
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "creating a temporary directory: %v\n", err)
-			return 1
-		}
-		defer func() { _ = os.RemoveAll(dir) }()
-		kubeconfigBytes = testEnv.KubeConfig
-		kubeconfigPath = filepath.Join(dir, "kubeconfig")
-		if err := os.WriteFile(kubeconfigPath, kubeconfigBytes, 0o600); err != nil {
-			fmt.Fprintf(os.Stderr, "writing the kubeconfig: %v\n", err)
-			return 1
-		}
-		return m.Run()
 	}()
-	os.Exit(code)
+	testenv.Main(m)
+}
+
+// useControlPlane starts the package's local control plane (kube-apiserver and etcd, see
+// hack/controlplane.sh) on first use, and writes a kubeconfig for it that the plugin reads as a
+// user's would.
+func useControlPlane(t *testing.T) {
+	t.Helper()
+	cp := testenv.Shared(t)
+	var err error
+	controlPlaneOnce.Do(func() {
+		if k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+			err = fmt.Errorf("creating a client: %w", err)
+			return
+		}
+		if kubeconfigDir, err = os.MkdirTemp("", "kubectl-mautic-test-"); err != nil {
+			return
+		}
+		kubeconfigBytes = cp.KubeConfig
+		kubeconfigPath = filepath.Join(kubeconfigDir, "kubeconfig")
+		err = os.WriteFile(kubeconfigPath, kubeconfigBytes, 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k8sClient == nil || kubeconfigPath == "" {
+		t.Fatal("the local control plane's client or kubeconfig could not be set up; see the first test that failed")
+	}
 }
 
 // fixture is one test's world: a namespace, a Mautic test server with one API client whose
@@ -103,6 +100,7 @@ func newFixture(t *testing.T) *fixture {
 // newFixtureWith creates a namespace for one test that uses server.
 func newFixtureWith(t *testing.T, server *mautictest.Server) *fixture {
 	t.Helper()
+	useControlPlane(t)
 	g := NewWithT(t)
 	f := &fixture{
 		t:      t,

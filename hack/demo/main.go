@@ -32,8 +32,9 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (
@@ -84,7 +85,7 @@ func run(ctx context.Context) error {
 	// controller-runtime logs through this logger; the demo reports errors itself.
 	ctrllog.SetLogger(logr.Discard())
 
-	assets, err := localenv.AssetsDir()
+	assets, err := testenv.AssetsDir()
 	if err != nil {
 		return err
 	}
@@ -130,7 +131,7 @@ func section(title string) {
 // showControlPlane prints where the control plane listens and how to reach it.
 func (d *demo) showControlPlane() {
 	fmt.Printf("    API server: %s\n", d.env.Config.Host)
-	fmt.Printf("    CRD:        %s installed\n", localenv.CRDName)
+	fmt.Printf("    CRD:        %s installed\n", testenv.CRDName)
 	fmt.Printf("    kubeconfig: %s (user %s, group system:masters)\n", d.env.KubeconfigPath, d.env.AdminUser)
 }
 

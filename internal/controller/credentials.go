@@ -84,7 +84,8 @@ func (c credentials) hash(grant authv1alpha1.Grant) string {
 	return hashOf(string(grant), c.clientID, c.clientSecret, c.username, c.password, c.seed)
 }
 
-// connectionHash identifies where and how tokens are requested: a change mints a new token.
+// connectionHash identifies where and how tokens are requested (the grant, the normalised spec.url,
+// spec.tokenPath and spec.scopes): a change of any of them mints a new token.
 func connectionHash(conn *authv1alpha1.MauticConnection, baseURL string) string {
 	return hashOf(append([]string{string(conn.EffectiveGrant()), baseURL, conn.Spec.TokenPath}, conn.Spec.Scopes...)...)
 }

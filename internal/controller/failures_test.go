@@ -284,7 +284,7 @@ func TestDescribeFailure(t *testing.T) {
 			for _, fragment := range tc.wantMessage {
 				g.Expect(f.message).To(ContainSubstring(fragment))
 			}
-			g.Expect(f.retryAfter).To(BeZero(), "the backoff is tokenFailed's to set")
+			g.Expect(f.retryAfter).To(BeZero(), "the backoff is phaseFailed's to set")
 			for _, secret := range []string{failureClientID, failureClientSecret, failureUsername, failurePassword} {
 				g.Expect(f.message).NotTo(ContainSubstring(secret))
 			}

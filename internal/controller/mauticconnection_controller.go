@@ -4,7 +4,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,7 +22,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
@@ -96,6 +94,10 @@ type MauticConnectionReconciler struct {
 type scope struct {
 	conn *authv1alpha1.MauticConnection
 	now  time.Time
+	// minTokenInterval is the least time between two token requests of this connection.
+	minTokenInterval time.Duration
+	// refreshRequest is the refresh-requested-at annotation's value as the status records it.
+	refreshRequest string
 
 	// Set by reconcileCredentials.
 	baseURL         string
@@ -105,8 +107,6 @@ type scope struct {
 	connectionHash  string
 	// secretVersions are the resourceVersions of the Secrets read, to tell a changed input.
 	secretVersions string
-	// minTokenInterval is the least time between two token requests of this connection.
-	minTokenInterval time.Duration
 	// credentialsDeferred is true when the credentials are trusted from the Secrets' versions but
 	// not read: they are read before a token request.
 	credentialsDeferred bool
@@ -119,10 +119,15 @@ type scope struct {
 	requestMessage       string
 	issuedNow            bool
 	verified             *mautic.VerifyResult
-	failure              *failure
+
+	// Set by phaseFailed: this reconcile's failed attempt, nil when none.
+	failure *failure
+	// Set by finishReconcile: when current is due for renewal.
+	renewAt time.Time
 }
 
-// phase is one step of a reconcile; phases run in order and stop at the first error.
+// phase is one step of a reconcile. Phases run in order; phaseFailed decides whether the next one
+// runs after an error (after a transient failure or a wait it does, to repair the token Secret).
 type phase func(ctx context.Context, s *scope) (ctrl.Result, error)
 
 // +kubebuilder:rbac:groups=auth.mautic-operator.dev,resources=mauticconnections,verbs=get;list;watch
@@ -157,7 +162,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 
-	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval()}
+	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval(), refreshRequest: refreshRequest(conn)}
 	before := conn.DeepCopy()
 	defer func() { result, retErr = r.finishReconcile(ctx, s, before, result, retErr) }()
 
@@ -174,35 +179,35 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 	for _, run := range phases {
 		phaseResult, err := run(ctx, s)
 		if err != nil {
-			switch {
-			case s.failure != nil && s.failure.class == mautic.ClassConfiguration:
-				return r.retryConfiguration(ctx, s), nil
-			case s.failure != nil && s.failure.class == mautic.ClassReauthorization:
-				// Reported once, by finishReconcile; a person acts, and their change triggers the next reconcile.
-				return ctrl.Result{}, nil
+			// A transient failure, or a wait, lets the later phases run: the token Secret is still
+			// repaired from a token that is valid.
+			if phaseResult, err = r.phaseFailed(ctx, s, err); err != nil || s.stalled() {
+				return phaseResult, err
 			}
-			return ctrl.Result{}, err
 		}
 		result = lowestRequeue(result, phaseResult)
 	}
 	r.retries.forget(req.NamespacedName)
 	if s.current != nil && s.failure == nil {
-		renewAt := s.renewAt(s.current)
+		renewAt := s.renewalTime(s.current)
 		result = lowestRequeue(result, ctrl.Result{RequeueAfter: max(renewAt.Sub(s.now), minRequeue)})
 	}
 	return result, nil
 }
 
-// finishReconcile ends every reconcile of an existing connection: it computes the whole status
-// from the scope, reports the failure once (event and metrics), and patches the status only when
-// it changed. A failed patch's error replaces the planned requeue: controller-runtime ignores a
-// requeue returned with an error.
+// finishReconcile ends every reconcile of an existing connection and reports its failure, which
+// phaseFailed put in the scope, exactly once: it computes the whole status from the scope
+// (conditions included), emits the failure's event, records the metrics, and patches the status
+// only when it changed. A failed patch's error replaces the planned requeue: controller-runtime
+// ignores a requeue returned with an error.
 func (r *MauticConnectionReconciler) finishReconcile(ctx context.Context, s *scope, before *authv1alpha1.MauticConnection,
 	result ctrl.Result, retErr error) (ctrl.Result, error) {
 	conn := s.conn
 	key := client.ObjectKeyFromObject(conn)
-	clean := retErr == nil || errors.Is(retErr, reconcile.TerminalError(nil))
-	computeStatus(conn, s.facts(clean))
+	if s.current != nil {
+		s.renewAt = s.renewalTime(s.current)
+	}
+	computeStatus(s, retErr == nil)
 	if s.failure != nil {
 		r.event(conn, corev1.EventTypeWarning, s.failure.reason, actionFor(s.requestReason), "%s", s.failure.message)
 	}
@@ -227,11 +232,11 @@ func (r *MauticConnectionReconciler) finishReconcile(ctx context.Context, s *sco
 func (r *MauticConnectionReconciler) reconcileCredentials(ctx context.Context, s *scope) (ctrl.Result, error) {
 	if err := s.conn.Validate(); err != nil {
 		// Stored before the CRD's validation refused it: this connection stalls, no other.
-		return s.stall(authv1alpha1.InvalidSpecReason, strings.ReplaceAll(err.Error(), "\n", "; "))
+		return ctrl.Result{}, configurationError(authv1alpha1.InvalidSpecReason, strings.ReplaceAll(err.Error(), "\n", "; "))
 	}
 	baseURL, err := mautic.NormalizeURL(s.conn.Spec.URL)
 	if err != nil {
-		return s.stall(authv1alpha1.InvalidURLReason, fmt.Sprintf("spec.url is not usable: %v", err))
+		return ctrl.Result{}, configurationError(authv1alpha1.InvalidURLReason, fmt.Sprintf("spec.url is not usable: %v", err))
 	}
 	s.baseURL = baseURL
 	s.connectionHash = connectionHash(s.conn, baseURL)
@@ -252,20 +257,20 @@ func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *sco
 		return ctrl.Result{}, err
 	}
 	if secret == nil {
-		return s.stall(authv1alpha1.CredentialsSecretNotFoundReason, fmt.Sprintf(
+		return ctrl.Result{}, configurationError(authv1alpha1.CredentialsSecretNotFoundReason, fmt.Sprintf(
 			"credentials Secret %s/%s not found: create it with the keys %s, or fix spec.credentialsSecretRef.name",
 			s.conn.Namespace, ref, keyList(requiredKeys(grant))))
 	}
 	s.secretVersions = secretVersionOf(secret)
 	if r.RequireCredentialsLabel && secret.Labels[authv1alpha1.CredentialsOptInLabel] != "true" {
-		return s.stall(authv1alpha1.CredentialsNotOptedInReason, fmt.Sprintf(
+		return ctrl.Result{}, configurationError(authv1alpha1.CredentialsNotOptedInReason, fmt.Sprintf(
 			"credentials Secret %s/%s lacks the label %s=true, which this operator requires before it sends a Secret's "+
 				"credentials anywhere: someone who may read that Secret labels it (kubectl label secret %s -n %s %s=true)",
 			s.conn.Namespace, ref, authv1alpha1.CredentialsOptInLabel, ref, s.conn.Namespace, authv1alpha1.CredentialsOptInLabel))
 	}
 	creds, missing := credentialsFrom(grant, secret)
 	if len(missing) > 0 {
-		return s.stall(authv1alpha1.CredentialsKeyMissingReason, fmt.Sprintf(
+		return ctrl.Result{}, configurationError(authv1alpha1.CredentialsKeyMissingReason, fmt.Sprintf(
 			"credentials Secret %s/%s has no %s: grant %s needs the keys %s",
 			s.conn.Namespace, ref, keyList(missing), grant, keyList(requiredKeys(grant))))
 	}
@@ -282,7 +287,7 @@ func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *sco
 		}
 		caCert, problem := caCertFrom(caSecret)
 		if problem != "" {
-			return s.stall(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
+			return ctrl.Result{}, configurationError(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
 				"CA Secret %s/%s %s: put the PEM certificates of Mautic's CA in its key %s, or fix spec.tls.caSecretRef.name",
 				s.conn.Namespace, tls.CASecretRef.Name, problem, authv1alpha1.CACertKey))
 		}
@@ -304,7 +309,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		return ctrl.Result{}, err
 	}
 	if conflict {
-		return s.stall(authv1alpha1.TokenSecretConflictReason, fmt.Sprintf(
+		return ctrl.Result{}, configurationError(authv1alpha1.TokenSecretConflictReason, fmt.Sprintf(
 			"Secret %s/%s exists and is not managed by this MauticConnection: delete it or set spec.tokenSecret.name to another name",
 			s.conn.Namespace, s.conn.TokenSecretName()))
 	}
@@ -320,12 +325,12 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 		TokenSecretModified:       modified,
 		CredentialsHash:           s.credentialsHash,
 		ConnectionHash:            s.connectionHash,
-		RefreshRequest:            refreshRequest(s.conn),
+		RefreshRequest:            s.refreshRequest,
 		LastHandledRefreshRequest: s.conn.Status.LastHandledRefreshRequest,
 	}
 	if known != nil {
 		in.Issued = &known.Issued
-		in.RenewAt = s.renewAt(known)
+		in.RenewAt = s.renewalTime(known)
 		if known.RefreshRequest == in.RefreshRequest {
 			// Handled by the token we know, whatever a stale cached status says.
 			in.LastHandledRefreshRequest = known.RefreshRequest
@@ -354,7 +359,7 @@ func (r *MauticConnectionReconciler) reconcileToken(ctx context.Context, s *scop
 
 	obtained, verified, err := r.obtainToken(ctx, s)
 	if err != nil {
-		return r.tokenFailed(ctx, s, err)
+		return ctrl.Result{}, &requestError{err: err}
 	}
 	obtained.RefreshRequest = in.RefreshRequest
 	obtained.SecretVersions = s.secretVersions
@@ -438,8 +443,7 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 	case authv1alpha1.GrantAuthorizationCode:
 		obtained, err = r.refreshWithRotation(ctx, s, req)
 	default:
-		err = &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.RequestRejectedReason,
-			message: fmt.Sprintf("grant %q is not supported by this operator version", grant)}
+		err = configurationError(authv1alpha1.RequestRejectedReason, fmt.Sprintf("grant %q is not supported by this operator version", grant))
 	}
 	if err != nil {
 		return nil, nil, err
@@ -447,9 +451,9 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 	// Checked only now, after a rotated refresh token in the same answer was persisted: an access
 	// token with a CR LF would inject headers into every workload that builds one from it.
 	if err := mautic.CheckAccessToken(obtained.AccessToken); err != nil {
-		return nil, nil, &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.RequestRejectedReason, message: fmt.Sprintf(
+		return nil, nil, configurationError(authv1alpha1.RequestRejectedReason, fmt.Sprintf(
 			"the token endpoint issued an access token that cannot be published (%v): check that spec.url and spec.tokenPath "+
-				"point at the OAuth2 server", err)}
+				"point at the OAuth2 server", err))
 	}
 
 	lifetime := obtained.ExpiresIn
@@ -472,41 +476,6 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 		return nil, nil, err
 	}
 	return t, verified, nil
-}
-
-// tokenFailed records a failed token request: configuration errors stall the connection and end
-// the reconcile without a retry; transient ones requeue with a backoff capped by the remaining
-// validity of the current token, which stays published.
-func (r *MauticConnectionReconciler) tokenFailed(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
-	switch {
-	case errors.Is(err, errRefreshInFlight):
-		// Not a failure: another manager is spending the refresh token; look again shortly.
-		logf.FromContext(ctx).Info("Another manager is refreshing this connection; waiting")
-		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
-	case errors.Is(err, errShuttingDown):
-		logf.FromContext(ctx).V(1).Info("Not starting a refresh: the manager is shutting down")
-		return ctrl.Result{RequeueAfter: inFlightRetry}, nil
-	}
-	if retryAfter, busy := mautic.IsHostBusy(err); busy {
-		// Nothing was sent: the host has enough requests in flight, or its circuit is open. The
-		// worker moves on to another connection instead of waiting.
-		logf.FromContext(ctx).V(1).Info("Mautic host busy; requeued", "reason", err.Error(), "after", retryAfter)
-		return ctrl.Result{RequeueAfter: retryAfter + token.Jitter(string(s.conn.UID), retryAfter)}, nil
-	}
-	f := describeFailure(s, err)
-	s.failure = f
-	if f.class != mautic.ClassTransient {
-		logf.FromContext(ctx).Error(err, "Token request failed; a person must act", "reason", f.reason, "class", f.class.String())
-		return ctrl.Result{}, reconcile.TerminalError(err)
-	}
-
-	var remaining time.Duration
-	if s.current.valid(s.now) && !s.current.ExpiresAt.IsZero() {
-		remaining = s.current.ExpiresAt.Sub(s.now)
-	}
-	f.retryAfter = token.Backoff(s.conn.Status.FailedAttempts+1, remaining)
-	logf.FromContext(ctx).Info("Token request failed; retrying", "reason", f.reason, "error", err.Error(), "retryAfter", f.retryAfter)
-	return ctrl.Result{RequeueAfter: f.retryAfter}, nil
 }
 
 // knownToken returns the token the operator published for this connection: from the token Secret
@@ -564,9 +533,9 @@ func (r *MauticConnectionReconciler) readSecret(ctx context.Context, namespace, 
 	return secret, nil
 }
 
-// renewAt returns when t is due for renewal, never sooner than the minimum interval between token
-// requests after it was issued.
-func (s *scope) renewAt(t *issuedToken) time.Time {
+// renewalTime returns when t is due for renewal, never sooner than the minimum interval between
+// token requests after it was issued.
+func (s *scope) renewalTime(t *issuedToken) time.Time {
 	renewAt := renewAtFor(s.conn, t, s.refreshTokenIssuedAt)
 	if earliest := t.IssuedAt.Add(s.minTokenInterval); renewAt.Before(earliest) {
 		return earliest
@@ -630,22 +599,6 @@ func clipNote(note string) string {
 	return note[:cut] + ellipsis
 }
 
-// retryConfiguration schedules the next attempt after a configuration failure on a slow timer that
-// backs off (see configurationRetries), and says when in the failure's message: a fix made in Mautic
-// then heals the connection without anyone touching Kubernetes.
-func (r *MauticConnectionReconciler) retryConfiguration(ctx context.Context, s *scope) ctrl.Result {
-	first := r.ConfigurationRetry
-	if first <= 0 {
-		first = DefaultConfigurationRetry
-	}
-	inputs := fmt.Sprintf("%d/%s/%s/%s", s.conn.Generation, s.secretVersions,
-		s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation], s.failure.reason)
-	delay := r.retries.next(client.ObjectKeyFromObject(s.conn), inputs, first)
-	s.failure.message = fmt.Sprintf("%s (next attempt at %s)", s.failure.message, formatTime(s.now.Add(delay)))
-	logf.FromContext(ctx).V(1).Info("Retrying a configuration failure later", "reason", s.failure.reason, "after", delay)
-	return ctrl.Result{RequeueAfter: delay}
-}
-
 // serverClock returns the API server's clock, or the reconciler's when none is configured.
 func (r *MauticConnectionReconciler) serverClock() clock.PassiveClock {
 	if r.ServerClock != nil {
@@ -693,12 +646,6 @@ func (r *MauticConnectionReconciler) claimTTL() time.Duration {
 		return r.ClaimTTL
 	}
 	return DefaultClaimTTL
-}
-
-// stall records a configuration failure found before any request to Mautic and ends the reconcile.
-func (s *scope) stall(reason, message string) (ctrl.Result, error) {
-	s.failure = &failure{class: mautic.ClassConfiguration, reason: reason, message: message}
-	return ctrl.Result{}, reconcile.TerminalError(errors.New(message))
 }
 
 // lowestRequeue combines two phase results, keeping the earliest requeue.

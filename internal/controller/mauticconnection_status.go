@@ -12,189 +12,160 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 )
 
-// statusFacts are what a reconcile learnt; the status is computed from them alone, once, at the end.
-type statusFacts struct {
-	now time.Time
-	// clean is false when the reconcile ended on an error that will be retried (an API server
-	// error, say): the status then does not claim to describe the current generation.
-	clean     bool
-	suspended bool
-	// current is the token published (or that would be, were the Secret writable); nil when none.
-	current *issuedToken
-	// renewAt is when current is due for renewal.
-	renewAt time.Time
-	// refreshTokenExpiresAt is when the stored refresh token would lapse (AuthorizationCode).
-	refreshTokenExpiresAt time.Time
-	// issuedNow is true when current was obtained in this reconcile.
-	issuedNow bool
-	// failure is this reconcile's failed attempt, nil when none.
-	failure *failure
-	// mauticVersion is the Mautic-Version header seen while verifying, "" when not seen.
-	mauticVersion string
-	// refreshRequest is the refresh-requested-at annotation's value.
-	refreshRequest string
-	// minTokenInterval is the least time between two token requests.
-	minTokenInterval time.Duration
+// refreshTokenExpiresAt is when the stored refresh token would lapse unused (AuthorizationCode);
+// zero when unknown or meaningless for the grant.
+func (s *scope) refreshTokenExpiresAt() time.Time {
+	if s.conn.EffectiveGrant() != authv1alpha1.GrantAuthorizationCode || s.refreshTokenIssuedAt.IsZero() {
+		return time.Time{}
+	}
+	return s.refreshTokenIssuedAt.Add(refreshTokenLifetime(s.conn))
 }
 
-// facts gathers the scope's facts for computeStatus.
-func (s *scope) facts(clean bool) statusFacts {
-	f := statusFacts{
-		now:            s.now,
-		clean:          clean,
-		suspended:      s.conn.Spec.Suspend,
-		current:        s.current,
-		issuedNow:      s.issuedNow,
-		failure:        s.failure,
-		refreshRequest: refreshRequest(s.conn),
-
-		minTokenInterval: s.minTokenInterval,
+// mauticVersion is the Mautic-Version header seen while verifying, "" when not seen.
+func (s *scope) mauticVersion() string {
+	if s.verified == nil {
+		return ""
 	}
-	if s.current != nil {
-		f.renewAt = s.renewAt(s.current)
-	}
-	if s.conn.EffectiveGrant() == authv1alpha1.GrantAuthorizationCode && !s.refreshTokenIssuedAt.IsZero() {
-		f.refreshTokenExpiresAt = s.refreshTokenIssuedAt.Add(refreshTokenLifetime(s.conn))
-	}
-	if s.verified != nil {
-		f.mauticVersion = s.verified.MauticVersion
-	}
-	return f
+	return s.verified.MauticVersion
 }
 
 // maxMauticVersionBytes is the maxLength of status.mauticVersion.
 const maxMauticVersionBytes = 64
 
-// computeStatus writes the whole status from facts.
-func computeStatus(conn *authv1alpha1.MauticConnection, f statusFacts) {
+// computeStatus writes the whole status of s.conn from the scope. clean is false when the
+// reconcile ended on an error that will be retried (an API server error, say): the status then
+// does not claim to describe the current generation.
+func computeStatus(s *scope, clean bool) {
+	conn := s.conn
 	status := &conn.Status
 	status.TokenSecretName = conn.TokenSecretName()
-	if f.suspended {
-		setSuspendedConditions(conn, f)
-		setObservedGeneration(conn, f)
+	if conn.Spec.Suspend {
+		setSuspendedConditions(conn, s.now)
+		setObservedGeneration(conn, clean)
 		return
 	}
-	setTokenTimes(status, f)
-	setFailureCounters(status, f)
-	if f.mauticVersion != "" && len(f.mauticVersion) <= maxMauticVersionBytes {
-		status.MauticVersion = f.mauticVersion
+	setTokenTimes(status, s)
+	setFailureCounters(status, s)
+	if version := s.mauticVersion(); version != "" && len(version) <= maxMauticVersionBytes {
+		status.MauticVersion = version
 	}
 	switch {
-	case f.issuedNow:
-		status.LastHandledRefreshRequest = f.refreshRequest
-	case f.current != nil && f.current.RefreshRequest != "":
+	case s.issuedNow:
+		status.LastHandledRefreshRequest = s.refreshRequest
+	case s.current != nil && s.current.RefreshRequest != "":
 		// The request the current token answered is handled, whatever an older cached status says:
 		// a reconcile that follows the operator's own write then computes the status it wrote.
-		status.LastHandledRefreshRequest = f.current.RefreshRequest
+		status.LastHandledRefreshRequest = s.current.RefreshRequest
 	}
-	setReadyCondition(conn, f)
-	setReconcilingCondition(conn, f)
-	setStalledCondition(conn, f)
-	setObservedGeneration(conn, f)
+	setReadyCondition(conn, s)
+	setReconcilingCondition(conn, s)
+	setStalledCondition(conn, s)
+	setObservedGeneration(conn, clean)
+}
+
+// setCondition sets a condition that describes conn's current generation, as of now.
+func setCondition(conn *authv1alpha1.MauticConnection, now time.Time, conditionType string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
+		Type: conditionType, Status: status, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(now.Truncate(time.Second)),
+		Reason: reason, Message: message,
+	})
 }
 
 // setSuspendedConditions keeps the last conditions of a suspended connection, which refreshes
 // nothing, until its token expires: then Ready turns False with reason Suspended.
-func setSuspendedConditions(conn *authv1alpha1.MauticConnection, f statusFacts) {
+func setSuspendedConditions(conn *authv1alpha1.MauticConnection, now time.Time) {
 	meta.RemoveStatusCondition(&conn.Status.Conditions, authv1alpha1.ReconcilingCondition)
 	expiresAt := conn.Status.ExpiresAt
-	if expiresAt == nil || f.now.Before(expiresAt.Time) {
+	if expiresAt == nil || now.Before(expiresAt.Time) {
 		return
 	}
-	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReadyCondition, Status: metav1.ConditionFalse, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
-		Reason: authv1alpha1.SuspendedReason,
-		Message: fmt.Sprintf("spec.suspend is true: the token expired at %s and is not refreshed; set spec.suspend to false to resume",
-			formatTime(expiresAt.Time)),
-	})
+	setCondition(conn, now, authv1alpha1.ReadyCondition, metav1.ConditionFalse, authv1alpha1.SuspendedReason, fmt.Sprintf(
+		"spec.suspend is true: the token expired at %s and is not refreshed; set spec.suspend to false to resume", formatTime(expiresAt.Time)))
 }
 
 // setTokenTimes reports the current token's expiry, renewal and issue times.
-func setTokenTimes(status *authv1alpha1.MauticConnectionStatus, f statusFacts) {
-	if f.current == nil {
+func setTokenTimes(status *authv1alpha1.MauticConnectionStatus, s *scope) {
+	if s.current == nil {
 		return
 	}
-	status.ExpiresAt = optionalTime(f.current.ExpiresAt)
-	status.RenewAt = optionalTime(f.renewAt)
-	status.LastRefreshTime = optionalTime(f.current.IssuedAt)
-	if !f.refreshTokenExpiresAt.IsZero() {
-		status.RefreshTokenExpiresAt = optionalTime(f.refreshTokenExpiresAt)
+	status.ExpiresAt = optionalTime(s.current.ExpiresAt)
+	status.RenewAt = optionalTime(s.renewAt)
+	status.LastRefreshTime = optionalTime(s.current.IssuedAt)
+	if expiresAt := s.refreshTokenExpiresAt(); !expiresAt.IsZero() {
+		status.RefreshTokenExpiresAt = optionalTime(expiresAt)
 	}
 }
 
 // setFailureCounters counts consecutive failures and resets them on a new token.
-func setFailureCounters(status *authv1alpha1.MauticConnectionStatus, f statusFacts) {
+func setFailureCounters(status *authv1alpha1.MauticConnectionStatus, s *scope) {
 	switch {
-	case f.failure != nil:
+	case s.failure != nil:
 		status.FailedAttempts++
-		status.LastFailureTime = optionalTime(f.now)
-	case f.issuedNow:
+		status.LastFailureTime = optionalTime(s.now)
+	case s.issuedNow:
 		status.FailedAttempts = 0
 	}
 }
 
 // setReadyCondition is True while a valid token is published and nothing needs a person.
-func setReadyCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	ready := metav1.Condition{Type: authv1alpha1.ReadyCondition, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second))}
-	valid := f.current.valid(f.now)
+func setReadyCondition(conn *authv1alpha1.MauticConnection, s *scope) {
+	status, reason, message := readyCondition(s)
+	setCondition(conn, s.now, authv1alpha1.ReadyCondition, status, reason, message)
+}
+
+// readyCondition is the status, reason and message of the Ready condition.
+func readyCondition(s *scope) (metav1.ConditionStatus, string, string) {
+	current, failure := s.current, s.failure
 	switch {
-	case f.failure != nil && f.failure.class != mautic.ClassTransient:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, f.failure.reason, f.failure.message
-	case valid:
-		ready.Status, ready.Reason = metav1.ConditionTrue, readyReason(f.current)
-		ready.Message = fmt.Sprintf("%s; next refresh at %s", capitalised(validityPhrase(f.current)), formatTime(f.renewAt))
-		if f.current.TokenType == tokenTypeBasic {
-			ready.Message = fmt.Sprintf("Credentials verified at %s; next check at %s", formatTime(f.current.IssuedAt), formatTime(f.renewAt))
+	case failure != nil && failure.class != mautic.ClassTransient:
+		return metav1.ConditionFalse, failure.reason, failure.message
+	case current.valid(s.now):
+		message := fmt.Sprintf("%s; next refresh at %s", capitalised(validityPhrase(current)), formatTime(s.renewAt))
+		if current.TokenType == tokenTypeBasic {
+			message = fmt.Sprintf("Credentials verified at %s; next check at %s", formatTime(current.IssuedAt), formatTime(s.renewAt))
 		}
-		if lifetime := f.current.ExpiresAt.Sub(f.current.IssuedAt); !f.current.ExpiresAt.IsZero() && lifetime < f.minTokenInterval {
-			ready.Message += fmt.Sprintf("; the server's tokens live %s, less than the %s the operator waits between token "+
-				"requests, so the published token is expired part of the time", lifetime, f.minTokenInterval)
+		if lifetime := current.ExpiresAt.Sub(current.IssuedAt); !current.ExpiresAt.IsZero() && lifetime < s.minTokenInterval {
+			message += fmt.Sprintf("; the server's tokens live %s, less than the %s the operator waits between token "+
+				"requests, so the published token is expired part of the time", lifetime, s.minTokenInterval)
 		}
-	case f.current != nil && f.failure != nil:
-		ready.Status, ready.Reason = metav1.ConditionFalse, authv1alpha1.TokenExpiredReason
-		ready.Message = fmt.Sprintf("The token expired at %s and refreshing failed: %s", formatTime(f.current.ExpiresAt), f.failure.message)
-	case f.failure != nil:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, f.failure.reason, f.failure.message
-	case f.current != nil:
-		ready.Status, ready.Reason = metav1.ConditionFalse, authv1alpha1.TokenExpiredReason
-		ready.Message = fmt.Sprintf("The token expired at %s", formatTime(f.current.ExpiresAt))
+		return metav1.ConditionTrue, readyReason(current), message
+	case current != nil && failure != nil:
+		return metav1.ConditionFalse, authv1alpha1.TokenExpiredReason,
+			fmt.Sprintf("The token expired at %s and refreshing failed: %s", formatTime(current.ExpiresAt), failure.message)
+	case failure != nil:
+		return metav1.ConditionFalse, failure.reason, failure.message
+	case current != nil:
+		return metav1.ConditionFalse, authv1alpha1.TokenExpiredReason, fmt.Sprintf("The token expired at %s", formatTime(current.ExpiresAt))
 	default:
-		ready.Status, ready.Reason, ready.Message = metav1.ConditionUnknown, authv1alpha1.ProgressingReason, "Obtaining a first token"
+		return metav1.ConditionUnknown, authv1alpha1.ProgressingReason, "Obtaining a first token"
 	}
-	meta.SetStatusCondition(&conn.Status.Conditions, ready)
 }
 
 // setReconcilingCondition is True while a transient failure is being retried; absent otherwise.
-func setReconcilingCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	if f.failure == nil || f.failure.class != mautic.ClassTransient {
+func setReconcilingCondition(conn *authv1alpha1.MauticConnection, s *scope) {
+	if s.failure == nil || s.failure.class != mautic.ClassTransient {
 		meta.RemoveStatusCondition(&conn.Status.Conditions, authv1alpha1.ReconcilingCondition)
 		return
 	}
-	message := fmt.Sprintf("Attempt %d failed: %s; retrying in %s", conn.Status.FailedAttempts, f.failure.message, f.failure.retryAfter)
-	if f.current.valid(f.now) && !f.current.ExpiresAt.IsZero() {
-		message += fmt.Sprintf("; the current token stays published until %s", formatTime(f.current.ExpiresAt))
+	message := fmt.Sprintf("Attempt %d failed: %s; retrying in %s", conn.Status.FailedAttempts, s.failure.message, s.failure.retryAfter)
+	if s.current.valid(s.now) && !s.current.ExpiresAt.IsZero() {
+		message += fmt.Sprintf("; the current token stays published until %s", formatTime(s.current.ExpiresAt))
 	}
-	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.ReconcilingCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
-		Reason: f.failure.reason, Message: message,
-	})
+	setCondition(conn, s.now, authv1alpha1.ReconcilingCondition, metav1.ConditionTrue, s.failure.reason, message)
 }
 
 // setStalledCondition is True when a person must act; absent otherwise.
-func setStalledCondition(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	if f.failure == nil || f.failure.class == mautic.ClassTransient {
+func setStalledCondition(conn *authv1alpha1.MauticConnection, s *scope) {
+	if !s.stalled() {
 		meta.RemoveStatusCondition(&conn.Status.Conditions, authv1alpha1.StalledCondition)
 		return
 	}
-	meta.SetStatusCondition(&conn.Status.Conditions, metav1.Condition{
-		Type: authv1alpha1.StalledCondition, Status: metav1.ConditionTrue, ObservedGeneration: conn.Generation, LastTransitionTime: metav1.NewTime(f.now.Truncate(time.Second)),
-		Reason: f.failure.reason, Message: f.failure.message,
-	})
+	setCondition(conn, s.now, authv1alpha1.StalledCondition, metav1.ConditionTrue, s.failure.reason, s.failure.message)
 }
 
 // setObservedGeneration records that the status describes this generation, on a clean exit only.
-func setObservedGeneration(conn *authv1alpha1.MauticConnection, f statusFacts) {
-	if f.clean {
+func setObservedGeneration(conn *authv1alpha1.MauticConnection, clean bool) {
+	if clean {
 		conn.Status.ObservedGeneration = conn.Generation
 	}
 }

@@ -95,7 +95,9 @@ func TestComputeStatus(t *testing.T) {
 
 	tests := []struct {
 		name  string
-		facts statusFacts
+		facts scope
+		// clean is false for a reconcile that ended on an error to be retried.
+		clean bool
 		// fresh starts from an empty status instead of priorStatus.
 		fresh bool
 
@@ -111,16 +113,16 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "fresh valid bearer token",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: true, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt},
+			clean: true, facts: scope{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt},
 			ready: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.TokenValidReason,
 				message: []string{"Token valid until 2025-03-01T13:00:00Z; next refresh at 2025-03-01T12:40:00Z"}},
 			observedGeneration: 3,
 			expiresAt:          at(statusExpiresAt), renewAt: at(statusRenewAt), lastRefreshTime: at(testIssuedAt),
 		},
 		{
-			name: "token issued now after failures",
-			facts: statusFacts{now: testIssuedAt, clean: true, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
-				issuedNow: true, mauticVersion: "5.2.1", refreshRequest: "2025-03-01T11:59:00Z"},
+			name:  "token issued now after failures",
+			clean: true, facts: scope{now: testIssuedAt, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
+				issuedNow: true, verified: &mautic.VerifyResult{MauticVersion: "5.2.1"}, refreshRequest: "2025-03-01T11:59:00Z"},
 			ready:              &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.TokenValidReason},
 			failedAttempts:     0,
 			lastFailureTime:    at(testIssuedAt.Add(-time.Hour)),
@@ -130,8 +132,8 @@ func TestComputeStatus(t *testing.T) {
 			mauticVersion:             "5.2.1",
 		},
 		{
-			name: "a refresh request is only recorded when a token was issued",
-			facts: statusFacts{now: statusNow, clean: true, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
+			name:  "a refresh request is only recorded when a token was issued",
+			clean: true, facts: scope{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
 				refreshRequest: "2025-03-01T12:05:00Z"},
 			ready:              &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.TokenValidReason},
 			failedAttempts:     2,
@@ -143,8 +145,8 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "basic credentials verified",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: true, current: basicToken(testIssuedAt), renewAt: testIssuedAt.Add(time.Hour),
-				issuedNow: true, mauticVersion: "4.4.13"},
+			clean: true, facts: scope{now: statusNow, current: basicToken(testIssuedAt), renewAt: testIssuedAt.Add(time.Hour),
+				issuedNow: true, verified: &mautic.VerifyResult{MauticVersion: "4.4.13"}},
 			ready: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.CredentialsVerifiedReason,
 				message: []string{"Credentials verified at 2025-03-01T12:00:00Z; next check at 2025-03-01T13:00:00Z"}},
 			observedGeneration: 3,
@@ -152,8 +154,8 @@ func TestComputeStatus(t *testing.T) {
 			mauticVersion: "4.4.13",
 		},
 		{
-			name: "transient failure with a valid token",
-			facts: statusFacts{now: statusNow, clean: true, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
+			name:  "transient failure with a valid token",
+			clean: true, facts: scope{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
 				failure: transientFailure()},
 			ready: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.TokenValidReason},
 			reconciling: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.RefreshFailedReason, message: []string{
@@ -167,8 +169,8 @@ func TestComputeStatus(t *testing.T) {
 			lastHandledRefreshRequest: "earlier-request",
 		},
 		{
-			name: "transient failure with verified basic credentials",
-			facts: statusFacts{now: statusNow, clean: true, current: basicToken(testIssuedAt), renewAt: testIssuedAt.Add(time.Hour),
+			name:  "transient failure with verified basic credentials",
+			clean: true, facts: scope{now: statusNow, current: basicToken(testIssuedAt), renewAt: testIssuedAt.Add(time.Hour),
 				failure: transientFailure()},
 			ready: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.CredentialsVerifiedReason},
 			reconciling: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.RefreshFailedReason,
@@ -180,8 +182,8 @@ func TestComputeStatus(t *testing.T) {
 			lastHandledRefreshRequest: "earlier-request",
 		},
 		{
-			name: "transient failure with an expired token",
-			facts: statusFacts{now: statusNow, clean: true, current: expiredBearer(), renewAt: statusNow.Add(-30 * time.Minute),
+			name:  "transient failure with an expired token",
+			clean: true, facts: scope{now: statusNow, current: expiredBearer(), renewAt: statusNow.Add(-30 * time.Minute),
 				failure: transientFailure()},
 			ready: &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.TokenExpiredReason,
 				message: []string{"The token expired at 2025-03-01T12:00:00Z and refreshing failed: " + transientMessage}},
@@ -197,7 +199,7 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "first transient failure without a token",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: true, failure: transientFailure()},
+			clean: true, facts: scope{now: statusNow, failure: transientFailure()},
 			ready: &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.RefreshFailedReason,
 				message: []string{transientMessage}},
 			reconciling: &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.RefreshFailedReason,
@@ -207,8 +209,8 @@ func TestComputeStatus(t *testing.T) {
 			observedGeneration: 3,
 		},
 		{
-			name: "configuration failure with a valid token",
-			facts: statusFacts{now: statusNow, clean: true, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
+			name:  "configuration failure with a valid token",
+			clean: true, facts: scope{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt,
 				failure: configurationFailure()},
 			ready: &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.InvalidClientReason,
 				message: []string{configurationMessage}},
@@ -223,7 +225,7 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "configuration failure without a token",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: true, failure: &failure{class: mautic.ClassConfiguration,
+			clean: true, facts: scope{now: statusNow, failure: &failure{class: mautic.ClassConfiguration,
 				reason: authv1alpha1.CredentialsKeyMissingReason, message: "credentials Secret sales/mautic-api has no client_secret"}},
 			ready: &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.CredentialsKeyMissingReason,
 				message: []string{"has no client_secret"}},
@@ -236,7 +238,7 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "reauthorization failure stalls like a configuration failure",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: true, failure: &failure{class: mautic.ClassReauthorization,
+			clean: true, facts: scope{now: statusNow, failure: &failure{class: mautic.ClassReauthorization,
 				reason: authv1alpha1.RequestRejectedReason, message: "invalid_grant"}},
 			ready:              &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.RequestRejectedReason},
 			stalled:            &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.RequestRejectedReason},
@@ -245,8 +247,8 @@ func TestComputeStatus(t *testing.T) {
 			observedGeneration: 3,
 		},
 		{
-			name: "expired token and nothing attempted",
-			facts: statusFacts{now: statusNow, clean: true, current: expiredBearer(),
+			name:  "expired token and nothing attempted",
+			clean: true, facts: scope{now: statusNow, current: expiredBearer(),
 				renewAt: statusNow.Add(-30 * time.Minute)},
 			ready: &wantCondition{status: metav1.ConditionFalse, reason: authv1alpha1.TokenExpiredReason,
 				message: []string{"The token expired at 2025-03-01T12:00:00Z"}, notInMessage: []string{"refreshing failed"}},
@@ -260,14 +262,14 @@ func TestComputeStatus(t *testing.T) {
 		{
 			name:  "not clean: no token yet, generation not claimed",
 			fresh: true,
-			facts: statusFacts{now: statusNow, clean: false},
+			clean: false, facts: scope{now: statusNow},
 			ready: &wantCondition{status: metav1.ConditionUnknown, reason: authv1alpha1.ProgressingReason,
 				message: []string{"Obtaining a first token"}},
 			observedGeneration: 0,
 		},
 		{
-			name: "not clean: valid token, previous generation kept",
-			facts: statusFacts{now: statusNow, clean: false, current: bearerToken(testIssuedAt, time.Hour),
+			name:  "not clean: valid token, previous generation kept",
+			clean: false, facts: scope{now: statusNow, current: bearerToken(testIssuedAt, time.Hour),
 				renewAt: statusRenewAt},
 			ready:              &wantCondition{status: metav1.ConditionTrue, reason: authv1alpha1.TokenValidReason},
 			failedAttempts:     2,
@@ -286,7 +288,9 @@ func TestComputeStatus(t *testing.T) {
 				conn.Status = priorStatus()
 			}
 
-			computeStatus(conn, tc.facts)
+			s := tc.facts
+			s.conn = conn
+			computeStatus(&s, tc.clean)
 
 			status := conn.Status
 			g.Expect(status.TokenSecretName).To(Equal("crm-token"))
@@ -320,15 +324,15 @@ func TestComputeStatusWhileSuspended(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name               string
-		facts              statusFacts
+		clean              bool
+		facts              scope
 		observedGeneration int64
 	}{
-		{"clean", statusFacts{now: statusNow, clean: true, suspended: true}, 3},
+		{"clean", true, scope{now: statusNow}, 3},
 		// Whatever else the facts say, a suspended connection reports none of it.
-		{"with a failure and a new token", statusFacts{now: statusNow, clean: true, suspended: true,
-			current: bearerToken(statusNow, time.Hour), renewAt: statusNow.Add(40 * time.Minute), issuedNow: true,
-			failure: configurationFailure(), mauticVersion: "5.0.0", refreshRequest: "now"}, 3},
-		{"not clean", statusFacts{now: statusNow, clean: false, suspended: true}, previousGeneration},
+		{"with a failure and a new token", true, scope{now: statusNow, current: bearerToken(statusNow, time.Hour), renewAt: statusNow.Add(40 * time.Minute), issuedNow: true,
+			failure: configurationFailure(), verified: &mautic.VerifyResult{MauticVersion: "5.0.0"}, refreshRequest: "now"}, 3},
+		{"not clean", false, scope{now: statusNow}, previousGeneration},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -338,8 +342,10 @@ func TestComputeStatusWhileSuspended(t *testing.T) {
 			conn.Spec.Suspend = true
 			conn.Status = priorStatus()
 			want := priorStatus()
+			s := tc.facts
+			s.conn = conn
 
-			computeStatus(conn, tc.facts)
+			computeStatus(&s, tc.clean)
 
 			g.Expect(meta.FindStatusCondition(conn.Status.Conditions, authv1alpha1.ReconcilingCondition)).To(BeNil())
 			g.Expect(conn.Status.ObservedGeneration).To(Equal(tc.observedGeneration))
@@ -360,8 +366,8 @@ func TestComputeStatusConditionsCarryTheGeneration(t *testing.T) {
 	conn.Generation = 7
 	conn.Status = priorStatus()
 
-	computeStatus(conn, statusFacts{now: statusNow, clean: true, current: bearerToken(testIssuedAt, time.Hour),
-		renewAt: statusRenewAt, failure: configurationFailure()})
+	computeStatus(&scope{conn: conn, now: statusNow, current: bearerToken(testIssuedAt, time.Hour),
+		renewAt: statusRenewAt, failure: configurationFailure()}, true)
 
 	g.Expect(conn.Status.Conditions).NotTo(BeEmpty())
 	for _, c := range conn.Status.Conditions {
@@ -376,7 +382,7 @@ func TestComputeStatusUsesTheTokenSecretName(t *testing.T) {
 	conn := testConnection()
 	conn.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{Name: "mautic-bearer"}
 
-	computeStatus(conn, statusFacts{now: statusNow, clean: true})
+	computeStatus(&scope{conn: conn, now: statusNow}, true)
 
 	g.Expect(conn.Status.TokenSecretName).To(Equal("mautic-bearer"))
 }
@@ -387,14 +393,14 @@ func TestSetFailureCounters(t *testing.T) {
 	tests := []struct {
 		name            string
 		before          int32
-		facts           statusFacts
+		facts           scope
 		want            int32
 		lastFailureTime *metav1.Time
 	}{
-		{"first failure", 0, statusFacts{now: statusNow, failure: transientFailure()}, 1, &metav1.Time{Time: statusNow}},
-		{"another failure", 4, statusFacts{now: statusNow, failure: configurationFailure()}, 5, &metav1.Time{Time: statusNow}},
-		{"a new token resets the count", 4, statusFacts{now: statusNow, issuedNow: true}, 0, &earlier},
-		{"nothing happened", 4, statusFacts{now: statusNow}, 4, &earlier},
+		{"first failure", 0, scope{now: statusNow, failure: transientFailure()}, 1, &metav1.Time{Time: statusNow}},
+		{"another failure", 4, scope{now: statusNow, failure: configurationFailure()}, 5, &metav1.Time{Time: statusNow}},
+		{"a new token resets the count", 4, scope{now: statusNow, issuedNow: true}, 0, &earlier},
+		{"nothing happened", 4, scope{now: statusNow}, 4, &earlier},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,7 +408,7 @@ func TestSetFailureCounters(t *testing.T) {
 			g := NewWithT(t)
 			status := &authv1alpha1.MauticConnectionStatus{FailedAttempts: tc.before, LastFailureTime: earlier.DeepCopy()}
 
-			setFailureCounters(status, tc.facts)
+			setFailureCounters(status, &tc.facts)
 
 			g.Expect(status.FailedAttempts).To(Equal(tc.want))
 			g.Expect(status.LastFailureTime).To(Equal(tc.lastFailureTime))
@@ -427,7 +433,7 @@ func TestSetObservedGeneration(t *testing.T) {
 			conn := testConnection()
 			conn.Status.ObservedGeneration = previousGeneration
 
-			setObservedGeneration(conn, statusFacts{clean: tc.clean})
+			setObservedGeneration(conn, tc.clean)
 
 			g.Expect(conn.Status.ObservedGeneration).To(Equal(tc.want))
 		})
@@ -452,10 +458,10 @@ func TestSetReconcilingAndStalledConditions(t *testing.T) {
 			g := NewWithT(t)
 			conn := testConnection()
 			conn.Status = priorStatus()
-			f := statusFacts{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), failure: tc.failure}
+			f := scope{conn: conn, now: statusNow, current: bearerToken(testIssuedAt, time.Hour), failure: tc.failure}
 
-			setReconcilingCondition(conn, f)
-			setStalledCondition(conn, f)
+			setReconcilingCondition(conn, &f)
+			setStalledCondition(conn, &f)
 
 			g.Expect(meta.IsStatusConditionTrue(conn.Status.Conditions, authv1alpha1.ReconcilingCondition)).To(Equal(tc.reconciling))
 			g.Expect(meta.FindStatusCondition(conn.Status.Conditions, authv1alpha1.ReconcilingCondition) != nil).To(Equal(tc.reconciling))
@@ -474,7 +480,7 @@ func TestSetReadyConditionKeepsTransitionTimeWhileUnchanged(t *testing.T) {
 	conn.Status = priorStatus()
 	before := conn.Status.Conditions[0].LastTransitionTime
 
-	setReadyCondition(conn, statusFacts{now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt})
+	setReadyCondition(conn, &scope{conn: conn, now: statusNow, current: bearerToken(testIssuedAt, time.Hour), renewAt: statusRenewAt})
 
 	ready := meta.FindStatusCondition(conn.Status.Conditions, authv1alpha1.ReadyCondition)
 	g.Expect(ready.Status).To(Equal(metav1.ConditionTrue))

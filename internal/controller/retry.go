@@ -1,10 +1,14 @@
 package controller
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 )
 
 // Slow retries of configuration failures: a fix made on Mautic's side (the API enabled, a grant
@@ -59,4 +63,19 @@ func (c *configurationRetries) forget(key types.NamespacedName) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.attempts, key)
+}
+
+// retryConfiguration returns when to try again after the scope's configuration failure, on a slow
+// timer that backs off, and says when in the failure's message: a fix made in Mautic then heals
+// the connection without anyone touching Kubernetes.
+func (r *MauticConnectionReconciler) retryConfiguration(s *scope) time.Duration {
+	first := r.ConfigurationRetry
+	if first <= 0 {
+		first = DefaultConfigurationRetry
+	}
+	inputs := fmt.Sprintf("%d/%s/%s/%s", s.conn.Generation, s.secretVersions,
+		s.conn.Annotations[authv1alpha1.RefreshRequestedAtAnnotation], s.failure.reason)
+	delay := r.retries.next(client.ObjectKeyFromObject(s.conn), inputs, first)
+	s.failure.message = fmt.Sprintf("%s (next attempt at %s)", s.failure.message, formatTime(s.now.Add(delay)))
+	return delay
 }

@@ -62,15 +62,6 @@ var (
 	errShuttingDown = errors.New("the manager is shutting down; the next manager refreshes this connection")
 )
 
-// stallError is a failure the controller finds itself, before or instead of a Mautic answer.
-type stallError struct {
-	class   mautic.Class
-	reason  string
-	message string
-}
-
-func (e *stallError) Error() string { return e.message }
-
 // refreshGate lets refreshes in until shutdown begins, and lets shutdown wait for those in flight.
 type refreshGate struct {
 	mu       sync.Mutex
@@ -281,9 +272,9 @@ func (r *MauticConnectionReconciler) prepareState(ctx context.Context, s *scope)
 		return r.readState(ctx, s)
 	}
 	if refreshstate.RefreshToken(state) == "" {
-		return nil, &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.AuthorizationRequiredReason, message: fmt.Sprintf(
+		return nil, configurationError(authv1alpha1.AuthorizationRequiredReason, fmt.Sprintf(
 			"no refresh token yet: run `kubectl mautic authorize %s -n %s`, or put a %s key in Secret %s/%s",
-			s.conn.Name, s.conn.Namespace, authv1alpha1.RefreshTokenKey, s.conn.Namespace, s.conn.Spec.CredentialsSecretRef.Name)}
+			s.conn.Name, s.conn.Namespace, authv1alpha1.RefreshTokenKey, s.conn.Namespace, s.conn.Spec.CredentialsSecretRef.Name))
 	}
 	return state, nil
 }
@@ -296,9 +287,9 @@ func (r *MauticConnectionReconciler) readState(ctx context.Context, s *scope) (*
 		return nil, err
 	}
 	if state != nil && !refreshstate.ControlledBy(state, s.conn) {
-		return nil, &stallError{class: mautic.ClassConfiguration, reason: authv1alpha1.TokenSecretConflictReason, message: fmt.Sprintf(
+		return nil, configurationError(authv1alpha1.TokenSecretConflictReason, fmt.Sprintf(
 			"Secret %s/%s exists and is not owned by this MauticConnection: delete it, then run kubectl mautic authorize %s -n %s",
-			s.conn.Namespace, s.conn.StateSecretName(), s.conn.Name, s.conn.Namespace)}
+			s.conn.Namespace, s.conn.StateSecretName(), s.conn.Name, s.conn.Namespace))
 	}
 	return state, nil
 }
@@ -466,19 +457,19 @@ func (r *MauticConnectionReconciler) reauthorizationRequired(s *scope, state *co
 		cause = fmt.Sprintf("%s, after the refresh at %s ended without a usable answer (%s): Mautic probably rotated the "+
 			"refresh token then and the new one never arrived", cause, ambiguous.At.UTC().Format(time.RFC3339), ambiguous.Cause)
 	}
-	return &stallError{class: mautic.ClassReauthorization, reason: authv1alpha1.ReauthorizationRequiredReason, message: fmt.Sprintf(
+	return reauthorizationError(authv1alpha1.ReauthorizationRequiredReason, fmt.Sprintf(
 		"%s: authorize again with `kubectl mautic authorize %s -n %s` (or change the %s seed in Secret %s/%s)",
-		cause, s.conn.Name, s.conn.Namespace, authv1alpha1.RefreshTokenKey, s.conn.Namespace, s.conn.Spec.CredentialsSecretRef.Name)}
+		cause, s.conn.Name, s.conn.Namespace, authv1alpha1.RefreshTokenKey, s.conn.Namespace, s.conn.Spec.CredentialsSecretRef.Name))
 }
 
 // unusableAnswer stalls a connection whose refresh succeeded on Mautic's side but whose answer
 // could not be read and held no refresh token.
 func (r *MauticConnectionReconciler) unusableAnswer(s *scope, err error) error {
-	return &stallError{class: mautic.ClassReauthorization, reason: authv1alpha1.RefreshAnswerUnusableReason, message: fmt.Sprintf(
+	return reauthorizationError(authv1alpha1.RefreshAnswerUnusableReason, fmt.Sprintf(
 		"%v: if Mautic itself answered, it has rotated the refresh token and the new one is lost; the stored one is not sent "+
 			"again on its own. Check that no proxy or login page answers in Mautic's place; if one did (Mautic never saw the "+
 			"request), request a refresh with `kubectl mautic refresh %s -n %s`, otherwise authorize again with "+
-			"`kubectl mautic authorize %s -n %s`", err, s.conn.Name, s.conn.Namespace, s.conn.Name, s.conn.Namespace)}
+			"`kubectl mautic authorize %s -n %s`", err, s.conn.Name, s.conn.Namespace, s.conn.Name, s.conn.Namespace))
 }
 
 // holder identifies this manager process in refresh claims.

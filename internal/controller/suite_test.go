@@ -4,7 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"path/filepath"
+	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -12,21 +12,30 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/mautic-operator/mautic-operator/internal/controller/controllertest"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
+// The package's control plane and its client, set by useControlPlane.
 var (
-	controlPlane *controllertest.ControlPlane
-	k8sClient    client.Client
+	controlPlane     *testenv.ControlPlane
+	k8sClient        client.Client
+	controlPlaneOnce sync.Once
 )
 
-// TestMain starts one local control plane (kube-apiserver and etcd, see hack/controlplane.sh) for
-// the package. Each test then runs its own manager, watching only its own namespace.
+// TestMain stops the package's control plane, if a test started one: the pure unit tests of
+// package controller need none.
 func TestMain(m *testing.M) {
-	controllertest.Main(m, filepath.Join("..", ".."), func(cp *controllertest.ControlPlane) {
-		controlPlane, k8sClient = cp, cp.Client
-	})
+	testenv.Main(m)
+}
+
+// useControlPlane starts the package's local control plane (kube-apiserver and etcd, see
+// hack/controlplane.sh) on first use and sets controlPlane and k8sClient. Each test then runs its
+// own manager, watching only its own namespace.
+func useControlPlane(t *testing.T) {
+	t.Helper()
+	cp := testenv.Shared(t)
+	controlPlaneOnce.Do(func() { controlPlane, k8sClient = cp, cp.Client })
 }
 
 // env is one test's world: a namespace, a Mautic test server with one API client, and a manager.
@@ -42,6 +51,7 @@ type env struct {
 // newEnv creates a namespace, a Mautic test server and a running manager for one test.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	useControlPlane(t)
 	g := NewWithT(t)
 	e := &env{t: t, ctx: context.Background(), ns: "t-" + randomSuffix(), mautic: mautictest.NewServer()}
 	t.Cleanup(e.mautic.Close)

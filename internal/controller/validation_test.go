@@ -14,8 +14,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 // validConnection is a connection every validation rule accepts.
@@ -33,6 +33,7 @@ func validConnection(ns string) *authv1alpha1.MauticConnection {
 // objects next to its edges that it accepts. Checked with dry-run creates against the API server.
 func TestCRDValidationRules(t *testing.T) {
 	t.Parallel()
+	useControlPlane(t)
 	ns := "validation-" + randomSuffix()
 	g := NewWithT(t)
 	g.Expect(k8sClient.Create(context.Background(), &corev1.Namespace{ObjectMeta: ctrl.ObjectMeta{Name: ns}})).To(Succeed())
@@ -117,14 +118,15 @@ func TestCRDValidationRules(t *testing.T) {
 // other connection, in any namespace, is reconciled as usual. Not parallel: it replaces the CRD's
 // schema for a moment.
 func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
+	useControlPlane(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme := localenv.NewScheme()
+	scheme := testenv.NewScheme()
 	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 	crds, err := client.New(controlPlane.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	crd := &apiextensionsv1.CustomResourceDefinition{}
-	g.Expect(crds.Get(ctx, client.ObjectKey{Name: localenv.CRDName}, crd)).To(Succeed())
+	g.Expect(crds.Get(ctx, client.ObjectKey{Name: testenv.CRDName}, crd)).To(Succeed())
 	original := crd.DeepCopy()
 
 	// An older CRD without the rule.
@@ -140,7 +142,7 @@ func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
 			return
 		}
 		current := &apiextensionsv1.CustomResourceDefinition{}
-		g.Expect(crds.Get(ctx, client.ObjectKey{Name: localenv.CRDName}, current)).To(Succeed())
+		g.Expect(crds.Get(ctx, client.ObjectKey{Name: testenv.CRDName}, current)).To(Succeed())
 		current.Spec = original.Spec
 		g.Expect(crds.Update(ctx, current)).To(Succeed())
 		restored = true

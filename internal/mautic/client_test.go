@@ -697,7 +697,7 @@ func TestCACert(t *testing.T) {
 	req := ccRequest(s, app)
 	_, err := c.Token(context.Background(), req)
 	g.Expect(err).To(HaveOccurred())
-	g.Expect(isCertificateError(err)).To(BeTrue(), "%v", err)
+	g.Expect(IsCertificateError(err)).To(BeTrue(), "%v", err)
 	g.Expect(Classify(err)).To(Equal(ClassConfiguration))
 	g.Expect(err.Error()).To(ContainSubstring("private CA"))
 	g.Expect(s.TokenRequests()).To(BeZero())

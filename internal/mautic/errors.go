@@ -244,7 +244,7 @@ func Classify(err error) Class {
 		}
 		return ClassTransient
 	}
-	if isCertificateError(err) {
+	if IsCertificateError(err) {
 		return ClassConfiguration
 	}
 	// Network errors, timeouts, refused connections, context deadlines and anything unknown.
@@ -321,7 +321,7 @@ func failedAfterSending(err error) bool {
 	var dnsErr *net.DNSError
 	var recordErr tls.RecordHeaderError
 	var alertErr tls.AlertError
-	if errors.As(err, &dnsErr) || isCertificateError(err) || errors.As(err, &recordErr) || errors.As(err, &alertErr) {
+	if errors.As(err, &dnsErr) || IsCertificateError(err) || errors.As(err, &recordErr) || errors.As(err, &alertErr) {
 		return false
 	}
 	var netErr net.Error
@@ -355,8 +355,9 @@ func classifyError(e *Error) Class {
 	}
 }
 
-// isCertificateError reports whether err is a TLS certificate verification failure.
-func isCertificateError(err error) bool {
+// IsCertificateError reports whether err is a failure to verify the server's TLS certificate:
+// an unknown authority, a name that does not match, or a certificate that is not valid.
+func IsCertificateError(err error) bool {
 	var verifyErr *tls.CertificateVerificationError
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostname x509.HostnameError

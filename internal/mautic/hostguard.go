@@ -278,7 +278,7 @@ func requestOutcome(parent context.Context, err error) outcome {
 	var unexpected *UnexpectedResponseError
 	var recordErr tls.RecordHeaderError
 	var alertErr tls.AlertError
-	if errors.As(err, &mauticErr) || errors.As(err, &unexpected) || isCertificateError(err) ||
+	if errors.As(err, &mauticErr) || errors.As(err, &unexpected) || IsCertificateError(err) ||
 		errors.As(err, &recordErr) || errors.As(err, &alertErr) {
 		return outcomeSuccess
 	}

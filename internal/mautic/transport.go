@@ -486,7 +486,7 @@ func unwrapTransportError(call *callInfo, err error) error {
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) {
 		hint := ""
-		if isCertificateError(err) {
+		if IsCertificateError(err) {
 			hint = " (if the site uses a private CA, add it to the trusted CA bundle)"
 		}
 		return &requestError{

@@ -15,7 +15,7 @@ type Issued struct {
 	ExpiresAt time.Time
 	// CredentialsHash identifies the credentials the token was obtained with.
 	CredentialsHash string
-	// ConnectionHash identifies the site and grant the token was obtained for.
+	// ConnectionHash identifies where and how the token was requested: grant, site URL, token path and scopes.
 	ConnectionHash string
 }
 
@@ -29,7 +29,7 @@ type Input struct {
 	TokenSecretModified bool
 	// CredentialsHash identifies the credentials in the credentials Secret now.
 	CredentialsHash string
-	// ConnectionHash identifies spec.url and spec.grant now.
+	// ConnectionHash identifies where and how a token would be requested now (see Issued.ConnectionHash).
 	ConnectionHash string
 	// RefreshRequest is the refresh-requested-at annotation's value now.
 	RefreshRequest string

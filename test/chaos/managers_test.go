@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (

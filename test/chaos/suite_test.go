@@ -42,7 +42,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (
@@ -90,7 +91,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	if _, err := localenv.AssetsDir(); err != nil {
+	if _, err := testenv.AssetsDir(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -22,7 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 // pluginTimeout bounds one run of kubectl-mautic.

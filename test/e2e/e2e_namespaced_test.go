@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (

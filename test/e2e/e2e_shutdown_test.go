@@ -7,7 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 // TestSIGTERMBeforeTheCachesSyncStopsTheManager: a manager whose caches can never sync (its user

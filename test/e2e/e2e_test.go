@@ -25,8 +25,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
-	"github.com/mautic-operator/mautic-operator/test/gitopshealth"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/gitopshealth"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (

@@ -26,7 +26,8 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (
@@ -88,7 +89,7 @@ var (
 // operator's RBAC from config/default and config/samples/, and runs the manager as the operator's
 // ServiceAccount.
 func TestMain(m *testing.M) {
-	if _, err := localenv.AssetsDir(); err != nil {
+	if _, err := testenv.AssetsDir(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -19,7 +19,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
-	"github.com/mautic-operator/mautic-operator/test/gitopshealth"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/gitopshealth"
 )
 
 // TestNewConnection: before the operator has written a status, Argo CD reports Progressing; once

@@ -8,7 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +19,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/controller/controllertest"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 const (
@@ -32,17 +32,25 @@ const (
 	poll       = 50 * time.Millisecond
 )
 
+// The package's control plane and its client, set by useControlPlane.
 var (
-	controlPlane *controllertest.ControlPlane
-	k8sClient    client.Client
+	controlPlane     *testenv.ControlPlane
+	k8sClient        client.Client
+	controlPlaneOnce sync.Once
 )
 
-// TestMain starts one local control plane (kube-apiserver and etcd, see hack/controlplane.sh) for
-// the package. Each test then runs its own manager, watching only its own namespace.
+// TestMain stops the package's control plane, if a test started one.
 func TestMain(m *testing.M) {
-	controllertest.Main(m, filepath.Join("..", ".."), func(cp *controllertest.ControlPlane) {
-		controlPlane, k8sClient = cp, cp.Client
-	})
+	testenv.Main(m)
+}
+
+// useControlPlane starts the package's local control plane (kube-apiserver and etcd, see
+// hack/controlplane.sh) on first use and sets controlPlane and k8sClient. Each test then runs its
+// own manager, watching only its own namespace.
+func useControlPlane(t *testing.T) {
+	t.Helper()
+	cp := testenv.Shared(t)
+	controlPlaneOnce.Do(func() { controlPlane, k8sClient = cp, cp.Client })
 }
 
 // env is one test's world: a namespace, a Mautic test server with one API client, and, once
@@ -59,6 +67,7 @@ type env struct {
 // startManager, so objects can be read as the operator has never seen them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	useControlPlane(t)
 	e := &env{t: t, ctx: context.Background(), ns: "gitops-" + randomSuffix(), mautic: mautictest.NewServer()}
 	t.Cleanup(e.mautic.Close)
 	e.app = e.mautic.NewClient("crm", true)

@@ -40,8 +40,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
 const (
@@ -308,12 +309,12 @@ func TestScale(t *testing.T) {
 		t.Skip("scale test skipped: set SCALE_CONNECTIONS (e.g. 1000) or run `make bench-scale`")
 	}
 	g := NewWithT(t)
-	root, err := localenv.RepoRoot()
+	root, err := testenv.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 	p, err := readParams(root)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(p.connections).To(BeNumerically(">", 0), "SCALE_CONNECTIONS")
-	_, err = localenv.AssetsDir()
+	_, err = testenv.AssetsDir()
 	g.Expect(err).NotTo(HaveOccurred(), "export KUBEBUILDER_ASSETS (hack/controlplane.sh prints it)")
 	ctx := context.Background()
 	started := time.Now()

@@ -1,7 +1,8 @@
 // Package localenv is a local operator environment for a machine with no cluster: a control plane
 // (envtest: kube-apiserver and etcd, with the MauticConnection CRD installed), a Mautic-compatible
 // test server over HTTPS, the compiled manager binary as a child process, and config/samples/
-// applied as a user would. `make demo` and the e2e suite (test/e2e) use it.
+// applied as a user would. `make demo`, test/e2e, test/chaos and test/scale use it; its control
+// plane is internal/testenv's.
 //
 // It never logs or prints a token, a client secret or any other secret value, and does not depend
 // on the testing package.
@@ -23,21 +24,16 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
-	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 const (
-	// CRDName is the MauticConnection CRD that Start installs.
-	CRDName = "mauticconnections.auth.mautic-operator.dev"
 	// DefaultAdminUser is the admin (group system:masters) whose kubeconfig Start writes.
 	DefaultAdminUser = "localenv-admin"
 	// DefaultClientName is the display name of the Mautic API client Start registers.
 	DefaultClientName = "mautic-operator localenv"
-	// assetsEnv names the directory holding kube-apiserver and etcd.
-	assetsEnv = "KUBEBUILDER_ASSETS"
 )
 
 // Options configure Start. The zero value is usable.
@@ -76,7 +72,7 @@ type Env struct {
 	// MauticClient is the API client registered in Mautic, allowed the client-credentials grant.
 	MauticClient mautictest.ClientApp
 
-	controlPlane *envtest.Environment
+	controlPlane *testenv.ControlPlane
 	adminConfig  []byte // the admin kubeconfig, the base of impersonating kubeconfigs
 
 	mu          sync.Mutex
@@ -87,52 +83,18 @@ type Env struct {
 	stopErr  error
 }
 
-// NewScheme returns a scheme that knows the built-in kinds and MauticConnection.
-func NewScheme() *runtime.Scheme {
-	return operator.NewScheme()
-}
-
-// AssetsDir returns the directory of the control plane binaries from KUBEBUILDER_ASSETS, or an
-// error telling how to get them.
-func AssetsDir() (string, error) {
-	dir := os.Getenv(assetsEnv)
-	if dir == "" {
-		return "", errors.New(assetsEnv + " is not set: run `make test` or `make demo`, which build kube-apiserver and etcd (hack/controlplane.sh) and set it")
-	}
-	return dir, nil
-}
-
-// RepoRoot returns the directory holding go.mod, searching up from the working directory, so that
-// config/ and bin/ are found wherever in the repository a program or test starts.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod found above the working directory: run this inside the repository")
-		}
-		dir = parent
-	}
-}
-
 // Start starts the control plane with the CRDs installed, writes an admin kubeconfig and starts
 // the Mautic test server with one API client. On error, whatever was started is stopped again.
 // Call Stop when done.
 func Start(opts Options) (_ *Env, err error) {
-	if _, err := AssetsDir(); err != nil {
+	if _, err := testenv.AssetsDir(); err != nil {
 		return nil, err
 	}
-	root, err := RepoRoot()
+	root, err := testenv.RepoRoot()
 	if err != nil {
 		return nil, err
 	}
-	e := &Env{Root: root, WorkDir: opts.WorkDir, AdminUser: opts.AdminUser, Scheme: NewScheme()}
+	e := &Env{Root: root, WorkDir: opts.WorkDir, AdminUser: opts.AdminUser}
 	if e.AdminUser == "" {
 		e.AdminUser = DefaultAdminUser
 	}
@@ -146,22 +108,15 @@ func Start(opts Options) (_ *Env, err error) {
 		crdDir = filepath.Join(root, "config", "crd", "bases")
 	}
 
-	e.controlPlane = &envtest.Environment{
-		CRDDirectoryPaths:     []string{crdDir},
-		ErrorIfCRDPathMissing: true,
-		Scheme:                e.Scheme,
+	if e.controlPlane, err = testenv.Start(crdDir); err != nil {
+		return nil, err
 	}
-	if e.Config, err = e.controlPlane.Start(); err != nil {
-		return nil, fmt.Errorf("starting the local control plane: %w", err)
-	}
+	e.Config, e.Client, e.Scheme = e.controlPlane.Config, e.controlPlane.Client, e.controlPlane.Scheme
 	defer func() {
 		if err != nil {
 			_ = e.Stop()
 		}
 	}()
-	if e.Client, err = client.New(e.Config, client.Options{Scheme: e.Scheme}); err != nil {
-		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
-	}
 	if err := e.writeAdminKubeconfig(); err != nil {
 		return nil, err
 	}
@@ -180,12 +135,9 @@ func Start(opts Options) (_ *Env, err error) {
 
 // writeAdminKubeconfig adds the admin user and writes its kubeconfig to KubeconfigPath.
 func (e *Env) writeAdminKubeconfig() error {
-	admin, err := e.controlPlane.AddUser(envtest.User{Name: e.AdminUser, Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("adding the %s user: %w", e.AdminUser, err)
-	}
-	if e.adminConfig, err = admin.KubeConfig(); err != nil {
-		return fmt.Errorf("rendering the kubeconfig: %w", err)
+	var err error
+	if e.adminConfig, err = e.controlPlane.AddUser(e.AdminUser, "system:masters"); err != nil {
+		return err
 	}
 	e.KubeconfigPath = filepath.Join(e.WorkDir, "kubeconfig")
 	return e.writeKubeconfig(e.KubeconfigPath, e.adminConfig)

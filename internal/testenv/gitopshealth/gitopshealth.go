@@ -45,13 +45,13 @@ func Path(relative string) (string, error) {
 	return filepath.Join(root, filepath.FromSlash(relative)), nil
 }
 
-// repoRoot is the repository root, two directories above this source file.
+// repoRoot is the repository root, three directories above this source file.
 func repoRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok || !filepath.IsAbs(file) {
 		return "", errors.New("gitopshealth cannot locate the repository from its source file path; do not build with -trimpath")
 	}
-	return filepath.Join(filepath.Dir(file), "..", ".."), nil
+	return filepath.Join(filepath.Dir(file), "..", "..", ".."), nil
 }
 
 // ArgoCDHealth runs the Argo CD health check (HealthScript) on an object, as Argo CD does, and

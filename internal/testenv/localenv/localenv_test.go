@@ -36,7 +36,7 @@ func TestRewriteSamples(t *testing.T) {
 	mautic := mautictest.NewTLSServer()
 	t.Cleanup(mautic.Close)
 	e := &Env{Mautic: mautic, MauticClient: mautic.NewClient("unit", true)}
-	dir := filepath.Join("..", "..", "config", "samples")
+	dir := filepath.Join("..", "..", "..", "config", "samples")
 	objects, err := readSamples(dir)
 	g.Expect(err).NotTo(HaveOccurred())
 

@@ -7,7 +7,7 @@ import (
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/test/gitopshealth"
+	"github.com/mautic-operator/mautic-operator/internal/testenv/gitopshealth"
 )
 
 // TestHealth: hand-written objects get the Argo CD health and kstatus that test/gitops sees on
