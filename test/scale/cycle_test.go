@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -16,6 +17,7 @@ import (
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
@@ -167,6 +169,7 @@ type cycleHarness struct {
 // measured. The manager's --min-token-interval must be shorter than the renewal time.
 func (h cycleHarness) runCycle(ctx context.Context, lifetime, timeout time.Duration) (cycleResult, error) {
 	result := cycleResult{lifetime: lifetime}
+	log.SetLogger(logr.Discard()) // the watch's informer logs nothing the report needs
 	watch, err := startTokenWatch(ctx, h.config, testenv.NewScheme())
 	if err != nil {
 		return result, err
