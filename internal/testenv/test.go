@@ -11,11 +11,16 @@ import (
 // test server (plain HTTP) with one API client allowed the client-credentials grant, closed when
 // the test ends.
 type Test struct {
-	Ctx          context.Context
+	// Ctx is the context of the test's requests.
+	Ctx context.Context
+	// ControlPlane is the package's control plane.
 	ControlPlane *ControlPlane
-	Namespace    string
-	Mautic       *mautictest.Server
-	App          mautictest.ClientApp
+	// Namespace is the test's own namespace.
+	Namespace string
+	// Mautic is the test's Mautic test server.
+	Mautic *mautictest.Server
+	// App is the API client registered in Mautic, allowed the client-credentials grant.
+	App mautictest.ClientApp
 
 	t TB
 }
