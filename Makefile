@@ -68,6 +68,29 @@ test: controlplane $(HELM) $(CONTROLLER_GEN) ## Run every test: unit, the client
 test-e2e: controlplane ## Run the end-to-end suite: the manager binary against the local control plane.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) -v ./test/e2e/...
 
+# The real-node suite (test/node, docs/node.md): hack/node/node.sh brings up a single-node cluster
+# on this machine (kubelet, containerd, kube-proxy and the control plane; root needed; the node
+# binaries are built into the cache on first use), the suite runs against it, and the cluster comes
+# down, restoring the host, whether the suite passed or not. Its measurements go to NODE_REPORT.
+NODE_REPORT ?= $(CURDIR)/bin/node-report.md
+NODE_TEST_TIMEOUT ?= 45m
+
+.PHONY: test-node
+test-node: controlplane $(HELM) $(CONTROLLER_GEN) ## Run the node suite on a real single-node cluster it brings up and down (root): Helm and install.yaml installs, rotations, restarts, upgrade.
+	@rm -f $(NODE_REPORT)
+	@hack/node/node.sh up >/dev/null || { hack/node/node.sh down; exit 1; }
+	@status=0; env $$(hack/node/node.sh env) HELM=$(HELM) KUBECTL=$(KUBECTL) MAUTIC_NODE_REPORT=$(NODE_REPORT) \
+		go test -count=1 -v -timeout $(NODE_TEST_TIMEOUT) ./test/node/... || status=$$?; \
+	hack/node/node.sh down; exit $$status
+
+.PHONY: node-up
+node-up: controlplane ## Bring up the real-node test bed and leave it running (hack/node/node.sh up); `make node-down` stops it.
+	hack/node/node.sh up
+
+.PHONY: node-down
+node-down: ## Stop the real-node test bed and undo what it changed on the host.
+	hack/node/node.sh down
+
 # The long chaos run of test/chaos (`make test` runs a short one): its markdown report goes to CHAOS_REPORT.
 CHAOS_DURATION ?= 10m
 CHAOS_MANAGERS ?= 2

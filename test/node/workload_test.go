@@ -1,0 +1,147 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Where the workload mounts what it reads.
+const (
+	tokenMountPath = "/var/run/mautic"
+	caMountPath    = "/var/run/mautic-ca"
+	probeMountPath = "/var/run/probe"
+	// probeSecretName is a Secret of test data whose updates the suite times in the workload.
+	probeSecretName = "propagation-probe"
+	probeKey        = "value"
+	workloadPort    = 8080
+)
+
+// workload is a Deployment of test/node/workload that uses one connection's token Secret.
+type workload struct {
+	namespace, name string
+	http            *http.Client
+}
+
+// workloadStats is the workload's GET /stats answer.
+type workloadStats struct {
+	Successes    int      `json:"successes"`
+	Failures     int      `json:"failures"`
+	LastFailure  string   `json:"last_failure"`
+	TokenChanges []change `json:"token_changes"`
+	WatchChanges []change `json:"watch_changes"`
+}
+
+// change is a new content of a mounted file and when the workload first read it.
+type change struct {
+	At    time.Time `json:"at"`
+	Value string    `json:"value"`
+}
+
+// deployWorkload runs a workload that mounts tokenSecret as a whole volume (no subPath), the CA of
+// the Mautic test server and the probe Secret, and calls site with the mounted authorization file
+// every second.
+func (b *bed) deployWorkload(t *testing.T, namespace, name, tokenSecret string, site *mauticSite) *workload {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	secretVolume := func(volume, secret string) corev1.Volume {
+		return corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
+	}
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		Spec: appsv1.DeploymentSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name:            "workload",
+						Image:           workloadImage,
+						ImagePullPolicy: corev1.PullNever,
+						Args: []string{
+							"--url=" + site.URL,
+							"--authorization-file=" + tokenMountPath + "/authorization",
+							"--ca-file=" + caMountPath + "/ca.crt",
+							"--watch-file=" + probeMountPath + "/" + probeKey,
+							"--interval=1s",
+						},
+						Ports: []corev1.ContainerPort{{Name: "stats", ContainerPort: workloadPort}},
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(workloadPort)}},
+							PeriodSeconds: 1,
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "token", MountPath: tokenMountPath, ReadOnly: true},
+							{Name: "ca", MountPath: caMountPath, ReadOnly: true},
+							{Name: "probe", MountPath: probeMountPath, ReadOnly: true},
+						},
+						SecurityContext: restrictedContainer(),
+					}},
+					Volumes: []corev1.Volume{
+						secretVolume("token", tokenSecret), secretVolume("ca", caSecretName), secretVolume("probe", probeSecretName),
+					},
+					SecurityContext: restrictedPod(),
+				},
+			},
+		},
+	}
+	must(t, b.client.Create(t.Context(), deploy), "creating the workload "+name)
+	return &workload{namespace: namespace, name: name, http: &http.Client{Timeout: 5 * time.Second}}
+}
+
+// ensureProbeSecret creates the probe Secret the workloads mount.
+func (b *bed) ensureProbeSecret(t *testing.T, namespace string) {
+	t.Helper()
+	must(t, b.client.Create(t.Context(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: probeSecretName, Namespace: namespace},
+		Data:       map[string][]byte{probeKey: []byte("0")},
+	}), "creating the probe Secret")
+}
+
+// stats reads the workload's counters from its pod (on the node's pod network, which this
+// machine routes to).
+func (b *bed) stats(t *testing.T, w *workload) workloadStats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	pods := &corev1.PodList{}
+	must(t, b.client.List(ctx, pods, client.InNamespace(w.namespace), client.MatchingLabels{"app": w.name}), "listing the workload's pods")
+	var ip string
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Status.PodIP != "" {
+			if ip != "" {
+				t.Fatalf("the workload %s has more than one running pod", w.name)
+			}
+			ip = p.Status.PodIP
+		}
+	}
+	if ip == "" {
+		t.Fatalf("the workload %s has no running pod:\n%s", w.name, b.podsReport(w.namespace))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s:%d/stats", ip, workloadPort), nil)
+	must(t, err, "building the stats request")
+	resp, err := w.http.Do(req)
+	must(t, err, "reading the workload's stats")
+	defer func() { _ = resp.Body.Close() }()
+	var s workloadStats
+	must(t, json.NewDecoder(resp.Body).Decode(&s), "decoding the workload's stats")
+	return s
+}
+
+// tokenDigest is how the workload names a token: the first 16 hex digits of the SHA-256 of the
+// authorization file.
+func tokenDigest(authorization []byte) string {
+	sum := sha256.Sum256(authorization)
+	return hex.EncodeToString(sum[:])[:16]
+}
