@@ -449,11 +449,14 @@ down() {
   ip link delete "$BRIDGE" 2>/dev/null || true
   ip addr delete "$NODE_IP/32" dev lo 2>/dev/null || true
   remove_cgroups
-  # libcni's result cache (/var/lib/cni) and the shim sockets containerd 2 keeps under
-  # /run/containerd whatever its state directory.
+  # libcni's result cache (/var/lib/cni), and the shim sockets and runc state that containerd 2
+  # keeps under /run/containerd whatever its state directory.
   rm -rf /var/lib/cni/results/"$CNI_NETWORK"-* /var/lib/cni/networks/"$CNI_NETWORK"
   rmdir /var/lib/cni/results /var/lib/cni/networks /var/lib/cni 2>/dev/null || true
-  if ! pgrep -x containerd >/dev/null; then rm -rf /run/containerd/s /run/containerd/fifo; rmdir /run/containerd 2>/dev/null || true; fi
+  if ! pgrep -x containerd >/dev/null; then
+    rm -rf /run/containerd/s /run/containerd/fifo /run/containerd/runc/k8s.io
+    rmdir /run/containerd/runc /run/containerd 2>/dev/null || true
+  fi
   if [ -f "$STATE/nft-tables.before" ]; then
     nft list tables | while read -r _ family table; do
       grep -qx "table $family $table" "$STATE/nft-tables.before" || nft delete table "$family" "$table" 2>/dev/null || true
