@@ -80,7 +80,7 @@ test-node: controlplane $(HELM) $(CONTROLLER_GEN) ## Run the node suite on a rea
 	@rm -f $(NODE_REPORT)
 	@hack/node/node.sh up >/dev/null || { hack/node/node.sh down; exit 1; }
 	@status=0; env $$(hack/node/node.sh env) HELM=$(HELM) KUBECTL=$(KUBECTL) MAUTIC_NODE_REPORT=$(NODE_REPORT) \
-		go test -count=1 -v -timeout $(NODE_TEST_TIMEOUT) ./test/node/... || status=$$?; \
+		go test -count=1 -v -timeout $(NODE_TEST_TIMEOUT) ./test/node || status=$$?; \
 	hack/node/node.sh down; exit $$status
 
 .PHONY: node-up
