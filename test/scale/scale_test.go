@@ -221,31 +221,6 @@ func (a apiCounts) table(title string) string {
 	return b.String()
 }
 
-// rssKiB reads VmRSS of pid.
-func rssKiB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.Atoi(f[1])
-				return n
-			}
-		}
-	}
-	return -1
-}
-
-func mib(kib int) string {
-	if kib < 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
-}
-
 // parallel runs fn(i) for i in [0,n) on a few goroutines and returns the first error.
 func parallel(n int, fn func(i int) error) error {
 	var (
@@ -383,15 +358,19 @@ func TestScale(t *testing.T) {
 		return counts
 	}
 
-	startManager := func(n int) *localenv.ManagerProcess {
+	// startManager starts the manager binary and returns it with the address of its profiles.
+	startManager := func(n int) (*localenv.ManagerProcess, string) {
 		metrics, err := localenv.FreeLocalAddress()
 		g.Expect(err).NotTo(HaveOccurred())
 		probe, err := localenv.FreeLocalAddress()
+		g.Expect(err).NotTo(HaveOccurred())
+		profiling, err := localenv.FreeLocalAddress()
 		g.Expect(err).NotTo(HaveOccurred())
 		args := append([]string{
 			"--metrics-bind-address=" + metrics,
 			"--metrics-secure=false",
 			"--health-probe-bind-address=" + probe,
+			"--profiling-bind-address=" + profiling,
 		}, p.extraArgs...)
 		m, err := env.StartManager(localenv.ManagerOptions{
 			Binary:  binary,
@@ -399,14 +378,14 @@ func TestScale(t *testing.T) {
 			LogPath: filepath.Join(workDir, fmt.Sprintf("manager-%d.log", n)),
 		})
 		g.Expect(err).NotTo(HaveOccurred())
-		return m
+		return m, profiling
 	}
 
 	// Phase 1: the manager idles with the unrelated Secrets in place, then N connections appear.
-	m1 := startManager(1)
+	m1, profiling1 := startManager(1)
 	time.Sleep(10 * time.Second)
-	rssIdle := rssKiB(m1.Pid)
-	t.Logf("manager idle RSS %s", mib(rssIdle))
+	memIdle := managerMemory(ctx, m1.Pid, profiling1, workDir, "idle")
+	t.Logf("manager idle: RSS %s", memIdle)
 
 	before := scrape()
 	tokensBefore := tokenRequests(servers)
@@ -458,7 +437,8 @@ func TestScale(t *testing.T) {
 	readyTokens := tokenRequests(servers) - tokensBefore
 	t.Logf("all %d Ready after %s, %d token requests", p.connections, readyTook.Round(time.Second), readyTokens)
 	time.Sleep(10 * time.Second)
-	rssReady := rssKiB(m1.Pid)
+	memReady := managerMemory(ctx, m1.Pid, profiling1, workDir, "ready")
+	t.Logf("manager 10 s after all Ready: RSS %s", memReady)
 
 	// Phase 2: a steady minute with valid tokens.
 	steadyBefore := scrape()
@@ -466,17 +446,17 @@ func TestScale(t *testing.T) {
 	time.Sleep(60 * time.Second)
 	steadyAPI := scrape().minus(steadyBefore)
 	steadyTokens := tokenRequests(servers) - steadyTokensBefore
-	rssSteady := rssKiB(m1.Pid)
+	memSteady := managerMemory(ctx, m1.Pid, profiling1, workDir, "steady")
 
 	// Phase 3: restart with valid tokens in place.
 	g.Expect(m1.Stop()).To(Succeed())
 	restartBefore := scrape()
 	restartTokensBefore := tokenRequests(servers)
-	m2 := startManager(2)
+	m2, profiling2 := startManager(2)
 	time.Sleep(p.restartWindow)
 	restartAPI := scrape().minus(restartBefore)
 	restartTokens := tokenRequests(servers) - restartTokensBefore
-	rssRestart := rssKiB(m2.Pid)
+	memRestart := managerMemory(ctx, m2.Pid, profiling2, workDir, "restart")
 	ready, _, err := readyCount(ctx, c)
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -484,7 +464,8 @@ func TestScale(t *testing.T) {
 	var cycle cycleResult
 	if p.cycleLifetime > 0 {
 		harness := cycleHarness{client: c, config: env.Config, servers: servers, connections: p.connections,
-			managerPid: m2.Pid, scrape: scrape, logf: t.Logf}
+			scrape: scrape, logf: t.Logf,
+			memory: func(name string) memory { return managerMemory(ctx, m2.Pid, profiling2, workDir, name) }}
 		cycle, err = harness.runCycle(ctx, p.cycleLifetime, p.readyTimeout)
 		g.Expect(err).NotTo(HaveOccurred(), "refresh cycle\n%s", m2.LogTail(40))
 	}
@@ -510,15 +491,15 @@ func TestScale(t *testing.T) {
 	row("token requests until all Ready", strconv.Itoa(readyTokens))
 	row("API writes until all Ready", fmt.Sprintf("%.0f", readyAPI.writes()))
 	row("API writes per connection until Ready", fmt.Sprintf("%.2f", readyAPI.writes()/float64(p.connections)))
-	row("manager RSS, idle before connections (10 s after start)", mib(rssIdle))
+	row("manager RSS, idle before connections (10 s after start)", memIdle.String())
 	row("manager RSS, peak seen while connections became Ready (1 s samples)", mib(peakRSS))
-	row("manager RSS, 10 s after all Ready", mib(rssReady))
-	row("manager RSS, after a steady minute", mib(rssSteady))
+	row("manager RSS, 10 s after all Ready", memReady.String())
+	row("manager RSS, after a steady minute", memSteady.String())
 	row("steady minute: token requests", strconv.Itoa(steadyTokens))
 	row("steady minute: API writes", fmt.Sprintf("%.0f", steadyAPI.writes()))
 	row(fmt.Sprintf("restart (%s window): token requests", p.restartWindow), strconv.Itoa(restartTokens))
 	row(fmt.Sprintf("restart (%s window): API writes", p.restartWindow), fmt.Sprintf("%.0f", restartAPI.writes()))
-	row("restart: manager RSS at the end of the window", mib(rssRestart))
+	row("restart: manager RSS at the end of the window", memRestart.String())
 	row("restart: connections Ready at the end of the window", fmt.Sprintf("%d/%d", ready, p.connections))
 	if p.cycleLifetime > 0 {
 		b.WriteString(cycle.report())
