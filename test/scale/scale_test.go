@@ -389,6 +389,7 @@ func TestScale(t *testing.T) {
 
 	before := scrape()
 	tokensBefore := tokenRequests(servers)
+	cpuBefore := processCPU(m1.Pid)
 	createStart := time.Now()
 	g.Expect(parallel(p.connections, func(i int) error {
 		h := i % p.hosts
@@ -433,6 +434,7 @@ func TestScale(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	readyCPU := processCPU(m1.Pid).minus(cpuBefore)
 	readyAPI := scrape().minus(before)
 	readyTokens := tokenRequests(servers) - tokensBefore
 	t.Logf("all %d Ready after %s, %d token requests", p.connections, readyTook.Round(time.Second), readyTokens)
@@ -504,6 +506,9 @@ func TestScale(t *testing.T) {
 	if p.cycleLifetime > 0 {
 		b.WriteString(cycle.report())
 	}
+	b.WriteString(readyCPU.table(fmt.Sprintf("CPU time from the first create until all Ready (%s on %d CPUs; the harness's creates are in it):",
+		readyTook.Round(time.Second), runtime.NumCPU()), readyTook))
+	fmt.Fprintf(&b, "\nManager CPU per token until all Ready: %.1f ms.\n", float64(readyCPU["manager"].Milliseconds())/float64(max(readyTokens, 1)))
 	b.WriteString(readyAPI.table("API requests (apiserver_request_total delta, all clients incl. the harness's creates and 1/s List) from the first create until all Ready:"))
 	b.WriteString(steadyAPI.table("API requests during the steady minute after all Ready (the harness makes none):"))
 	b.WriteString(restartAPI.table(fmt.Sprintf("API requests during the restart window (%s from starting the new manager; the harness makes none):", p.restartWindow)))
