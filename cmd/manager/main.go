@@ -15,6 +15,7 @@ import (
 
 	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/memlimit"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 	"github.com/mautic-operator/mautic-operator/internal/version"
 )
@@ -67,6 +68,9 @@ func main() {
 		return
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if limit, source := memlimit.Configure("/sys/fs/cgroup"); source != "" {
+		ctrl.Log.WithName("setup").Info("Go memory limit set", "bytes", limit, "from", source)
+	}
 	opts.Namespaces = splitList(watchNamespaces)
 	if *connectionSelector != "" {
 		selector, err := labels.Parse(*connectionSelector)
