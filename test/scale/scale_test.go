@@ -7,6 +7,7 @@
 //	SCALE_HOSTS              Mautic test servers, each its own host:port (default 50)
 //	SCALE_UNRELATED_SECRETS  Secrets of 10 KiB in another namespace, unrelated to any connection (default 0)
 //	SCALE_MANAGER_ARGS       extra manager flags, space-separated
+//	SCALE_MANAGER_ENV        extra environment of the manager, space-separated, e.g. GOMEMLIMIT=230MiB
 //	SCALE_RESTART_WINDOW     how long the restarted manager is watched (default 30s)
 //	SCALE_CYCLE_LIFETIME     access-token lifetime of the refresh cycle after the restart (default 5m; 0 skips the cycle)
 //	SCALE_READY_TIMEOUT      how long all connections may take to become Ready (default 30m)
@@ -57,7 +58,7 @@ const (
 
 type params struct {
 	connections, hosts, unrelated int
-	extraArgs                     []string
+	extraArgs, extraEnv           []string
 	restartWindow, readyTimeout   time.Duration
 	cycleLifetime                 time.Duration
 	report, command               string
@@ -115,6 +116,7 @@ func readParams(root string) (p params, err error) {
 			p.cycleLifetime, minCycleLifetime)
 	}
 	p.extraArgs = strings.Fields(os.Getenv("SCALE_MANAGER_ARGS"))
+	p.extraEnv = strings.Fields(os.Getenv("SCALE_MANAGER_ENV"))
 	p.report = os.Getenv("SCALE_REPORT")
 	if p.report == "" {
 		p.report = filepath.Join(root, "bin", "scale-report.md")
@@ -375,6 +377,7 @@ func TestScale(t *testing.T) {
 		m, err := env.StartManager(localenv.ManagerOptions{
 			Binary:  binary,
 			Args:    args,
+			Env:     p.extraEnv,
 			LogPath: filepath.Join(workDir, fmt.Sprintf("manager-%d.log", n)),
 		})
 		g.Expect(err).NotTo(HaveOccurred())
@@ -482,7 +485,8 @@ func TestScale(t *testing.T) {
 	fmt.Fprintf(&b, "- command: `%s`\n", p.command)
 	fmt.Fprintf(&b, "- connections %d over %d Mautic test servers (HTTPS, each on its own loopback address from 127.0.0.2), %d unrelated 10 KiB Secrets in another namespace\n",
 		p.connections, p.hosts, p.unrelated)
-	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe addresses; extra: `%s`\n", strings.Join(p.extraArgs, " "))
+	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe/profiling addresses; extra: `%s`; extra environment: `%s`\n",
+		strings.Join(p.extraArgs, " "), strings.Join(p.extraEnv, " "))
 	fmt.Fprintf(&b, "- control plane: envtest kube-apiserver + etcd on the same machine; the manager runs as system:masters\n\n")
 	b.WriteString("| figure | value |\n|---|---:|\n")
 	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
