@@ -19,7 +19,7 @@ type cpuUse map[string]time.Duration
 // processCPU reads the CPU time of the manager with pid and of the run's other processes.
 func processCPU(managerPid int) cpuUse {
 	use := cpuUse{
-		"manager": cpuTime(managerPid),
+		"manager":                         cpuTime(managerPid),
 		"harness and Mautic test servers": cpuTime(os.Getpid()),
 	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
