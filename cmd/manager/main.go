@@ -15,6 +15,7 @@ import (
 
 	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/memlimit"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 	"github.com/mautic-operator/mautic-operator/internal/version"
 )
@@ -25,6 +26,8 @@ func main() {
 	flag.StringVar(&opts.MetricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443; \"0\" disables it.")
 	flag.BoolVar(&opts.MetricsSecure, "metrics-secure", true, "Serve metrics over HTTPS with Kubernetes authentication and authorization.")
 	flag.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.StringVar(&opts.ProfilingAddr, "profiling-bind-address", "0",
+		"Address Go's profiles (/debug/pprof/) bind to, e.g. 127.0.0.1:8082; \"0\" disables them. They are unauthenticated: bind to loopback.")
 	flag.BoolVar(&opts.LeaderElect, "leader-elect", false, "Elect a leader, so that one replica refreshes tokens at a time.")
 	flag.StringVar(&opts.LeaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader election Lease; default: the manager's own.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces to watch; empty watches all namespaces.")
@@ -65,6 +68,9 @@ func main() {
 		return
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	if limit, source := memlimit.Configure("/sys/fs/cgroup"); source != "" {
+		ctrl.Log.WithName("setup").Info("Go memory limit set", "bytes", limit, "from", source)
+	}
 	opts.Namespaces = splitList(watchNamespaces)
 	if *connectionSelector != "" {
 		selector, err := labels.Parse(*connectionSelector)

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
@@ -44,12 +42,7 @@ var requestDurationBuckets = []float64{0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 // operatorMetrics are the operator's collectors. The package registers one set on
 // controller-runtime's registry; tests build their own, unregistered, to compare whole vectors.
 type operatorMetrics struct {
-	tokenExpiry           *prometheus.GaugeVec
-	tokenRenewal          *prometheus.GaugeVec
-	refreshTokenExpiry    *prometheus.GaugeVec
-	connectionReady       *prometheus.GaugeVec
-	connectionStalled     *prometheus.GaugeVec
-	refreshes             *prometheus.CounterVec
+	connections           *connectionSeries
 	tokenRequestDuration  *prometheus.HistogramVec
 	verifyRequestDuration *prometheus.HistogramVec
 	unpersistedWindow     prometheus.Histogram
@@ -62,24 +55,8 @@ const metricsNamespace = "mautic_operator"
 var connectionLabels = []string{"namespace", "name"}
 
 func newOperatorMetrics() *operatorMetrics {
-	gauge := func(name, help string) *prometheus.GaugeVec {
-		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: metricsNamespace, Name: name, Help: help}, connectionLabels)
-	}
 	return &operatorMetrics{
-		tokenExpiry: gauge("token_expiry_timestamp_seconds",
-			"When the published access token expires, in seconds since the Unix epoch; absent for Basic credentials, which do not expire."),
-		tokenRenewal: gauge("token_renewal_timestamp_seconds",
-			"When the operator next refreshes the token (Basic: re-verifies the credentials), in seconds since the Unix epoch; absent while suspended."),
-		refreshTokenExpiry: gauge("refresh_token_expiry_timestamp_seconds",
-			"When the stored refresh token lapses if unused, in seconds since the Unix epoch (AuthorizationCode only)."),
-		connectionReady: gauge("connection_ready",
-			"1 when the connection's Ready condition is True, else 0."),
-		connectionStalled: gauge("connection_stalled",
-			"1 when the connection's Stalled condition is True (a person must act), else 0."),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "refresh_total",
-			Help: "Attempts to obtain a new token, by result: success, transient_error, configuration_error or reauthorization_required.",
-		}, append(append([]string{}, connectionLabels...), "result")),
+		connections: newConnectionSeries(),
 		tokenRequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: metricsNamespace, Name: "token_request_duration_seconds",
 			Help:    "Duration of requests to Mautic's token endpoint, by OAuth2 grant_type and HTTP status code (\"error\": no answer).",
@@ -102,42 +79,23 @@ func newOperatorMetrics() *operatorMetrics {
 // collectors lists every collector, for registration.
 func (m *operatorMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.tokenExpiry, m.tokenRenewal, m.refreshTokenExpiry, m.connectionReady, m.connectionStalled,
-		m.refreshes, m.tokenRequestDuration, m.verifyRequestDuration, m.unpersistedWindow,
+		m.connections, m.tokenRequestDuration, m.verifyRequestDuration, m.unpersistedWindow,
 	}
 }
 
-// recordConnection sets the per-connection gauges from the connection's status. A timestamp the
-// status does not have (or that means nothing for the grant) is deleted, not left stale.
+// recordConnection sets the per-connection gauges from the connection's status.
 func (m *operatorMetrics) recordConnection(conn *authv1alpha1.MauticConnection) {
-	ns, name := conn.Namespace, conn.Name
-	status := &conn.Status
-	grant := conn.EffectiveGrant()
-
-	setTimestamp(m.tokenExpiry, ns, name, status.ExpiresAt, grant != authv1alpha1.GrantBasic)
-	setTimestamp(m.tokenRenewal, ns, name, status.RenewAt, !conn.Spec.Suspend)
-	setTimestamp(m.refreshTokenExpiry, ns, name, status.RefreshTokenExpiresAt, grant == authv1alpha1.GrantAuthorizationCode)
-	m.connectionReady.WithLabelValues(ns, name).Set(boolValue(meta.IsStatusConditionTrue(status.Conditions, authv1alpha1.ReadyCondition)))
-	m.connectionStalled.WithLabelValues(ns, name).Set(boolValue(meta.IsStatusConditionTrue(status.Conditions, authv1alpha1.StalledCondition)))
-	for _, result := range refreshResults {
-		m.refreshes.WithLabelValues(ns, name, result) // creates the series at 0; a no-op once it exists
-	}
+	m.connections.record(conn)
 }
 
 // forgetConnection deletes every series of the connection.
 func (m *operatorMetrics) forgetConnection(key types.NamespacedName) {
-	labels := prometheus.Labels{"namespace": key.Namespace, "name": key.Name}
-	for _, vec := range []*prometheus.MetricVec{
-		m.tokenExpiry.MetricVec, m.tokenRenewal.MetricVec, m.refreshTokenExpiry.MetricVec,
-		m.connectionReady.MetricVec, m.connectionStalled.MetricVec, m.refreshes.MetricVec,
-	} {
-		vec.DeletePartialMatch(labels)
-	}
+	m.connections.forget(key)
 }
 
 // recordRefreshResult counts one attempt to obtain a token.
 func (m *operatorMetrics) recordRefreshResult(conn *authv1alpha1.MauticConnection, result string) {
-	m.refreshes.WithLabelValues(conn.Namespace, conn.Name, result).Inc()
+	m.connections.countRefresh(types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}, result)
 }
 
 // observeRequest records the duration of one HTTP request to Mautic.
@@ -152,16 +110,6 @@ func (m *operatorMetrics) observeRequest(op mautic.Op, grant mautic.Grant, statu
 	case mautic.OpVerify:
 		m.verifyRequestDuration.WithLabelValues(code).Observe(d.Seconds())
 	}
-}
-
-// setTimestamp sets gauge to t in seconds since the epoch, or deletes the series when t is unset
-// or not meaningful.
-func setTimestamp(gauge *prometheus.GaugeVec, namespace, name string, t *metav1.Time, meaningful bool) {
-	if t == nil || t.IsZero() || !meaningful {
-		gauge.DeleteLabelValues(namespace, name)
-		return
-	}
-	gauge.WithLabelValues(namespace, name).Set(float64(t.UnixNano()) / float64(time.Second))
 }
 
 func boolValue(b bool) float64 {

@@ -3,6 +3,7 @@ package controller
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	. "github.com/onsi/gomega"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -197,15 +199,47 @@ func TestMetricsGaugesFromStatus(t *testing.T) {
 	}
 }
 
+// family is the collector of one metric family of a collector that serves several.
+type family struct {
+	collector prometheus.Collector
+	name      string
+}
+
+// Describe implements prometheus.Collector.
+func (f family) Describe(ch chan<- *prometheus.Desc) {
+	descs := make(chan *prometheus.Desc)
+	go func() { f.collector.Describe(descs); close(descs) }()
+	for desc := range descs {
+		if f.holds(desc) {
+			ch <- desc
+		}
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (f family) Collect(ch chan<- prometheus.Metric) {
+	metrics := make(chan prometheus.Metric)
+	go func() { f.collector.Collect(metrics); close(metrics) }()
+	for metric := range metrics {
+		if f.holds(metric.Desc()) {
+			ch <- metric
+		}
+	}
+}
+
+func (f family) holds(desc *prometheus.Desc) bool {
+	return strings.Contains(desc.String(), `fqName: "`+f.name+`"`)
+}
+
 // collectorOf returns m's collector of a metric name.
 func collectorOf(m *operatorMetrics, metric string) prometheus.Collector {
 	collectors := map[string]prometheus.Collector{
-		tokenExpiryMetric:        m.tokenExpiry,
-		tokenRenewalMetric:       m.tokenRenewal,
-		refreshTokenExpiryMetric: m.refreshTokenExpiry,
-		connectionReadyMetric:    m.connectionReady,
-		connectionStalledMetric:  m.connectionStalled,
-		refreshTotalMetric:       m.refreshes,
+		tokenExpiryMetric:        family{m.connections, tokenExpiryMetric},
+		tokenRenewalMetric:       family{m.connections, tokenRenewalMetric},
+		refreshTokenExpiryMetric: family{m.connections, refreshTokenExpiryMetric},
+		connectionReadyMetric:    family{m.connections, connectionReadyMetric},
+		connectionStalledMetric:  family{m.connections, connectionStalledMetric},
+		refreshTotalMetric:       family{m.connections, refreshTotalMetric},
 		tokenRequestMetric:       m.tokenRequestDuration,
 		verifyRequestMetric:      m.verifyRequestDuration,
 	}
@@ -218,29 +252,29 @@ func TestMetricsStatusChangesUpdateSeries(t *testing.T) {
 	m := newOperatorMetrics()
 	conn := metricsConnection("shop", "crm", authv1alpha1.GrantAuthorizationCode)
 	m.recordConnection(conn)
-	g.Expect(testutil.ToFloat64(m.connectionReady.WithLabelValues("shop", "crm"))).To(Equal(1.0))
-	g.Expect(testutil.CollectAndCount(m.refreshTokenExpiry)).To(Equal(1))
+	g.Expect(testutil.ToFloat64(collectorOf(m, connectionReadyMetric))).To(Equal(1.0))
+	g.Expect(testutil.CollectAndCount(collectorOf(m, refreshTokenExpiryMetric))).To(Equal(1))
 
 	// A renewed token moves both timestamps.
 	renewed := metricsExpiresAt.Add(time.Hour)
 	conn.Status.ExpiresAt = &metav1.Time{Time: renewed}
 	conn.Status.RenewAt = &metav1.Time{Time: renewed.Add(-20 * time.Minute)}
 	m.recordConnection(conn)
-	g.Expect(testutil.ToFloat64(m.tokenExpiry.WithLabelValues("shop", "crm"))).To(Equal(unixSeconds(renewed)))
-	g.Expect(testutil.ToFloat64(m.tokenRenewal.WithLabelValues("shop", "crm"))).To(Equal(unixSeconds(renewed.Add(-20 * time.Minute))))
+	g.Expect(testutil.ToFloat64(collectorOf(m, tokenExpiryMetric))).To(Equal(unixSeconds(renewed)))
+	g.Expect(testutil.ToFloat64(collectorOf(m, tokenRenewalMetric))).To(Equal(unixSeconds(renewed.Add(-20 * time.Minute))))
 
 	// Switching to Basic clears the token and refresh-token expiries, even while the status still
 	// holds stale times.
 	conn.Spec.Grant = authv1alpha1.GrantBasic
 	m.recordConnection(conn)
-	g.Expect(testutil.CollectAndCount(m.tokenExpiry)).To(BeZero())
-	g.Expect(testutil.CollectAndCount(m.refreshTokenExpiry)).To(BeZero())
-	g.Expect(testutil.CollectAndCount(m.tokenRenewal)).To(Equal(1))
+	g.Expect(testutil.CollectAndCount(collectorOf(m, tokenExpiryMetric))).To(BeZero())
+	g.Expect(testutil.CollectAndCount(collectorOf(m, refreshTokenExpiryMetric))).To(BeZero())
+	g.Expect(testutil.CollectAndCount(collectorOf(m, tokenRenewalMetric))).To(Equal(1))
 
 	// Stalling flips readiness.
 	m.recordConnection(stalled(conn))
-	g.Expect(testutil.ToFloat64(m.connectionReady.WithLabelValues("shop", "crm"))).To(BeZero())
-	g.Expect(testutil.ToFloat64(m.connectionStalled.WithLabelValues("shop", "crm"))).To(Equal(1.0))
+	g.Expect(testutil.ToFloat64(collectorOf(m, connectionReadyMetric))).To(BeZero())
+	g.Expect(testutil.ToFloat64(collectorOf(m, connectionStalledMetric))).To(Equal(1.0))
 }
 
 func TestMetricsForgetRemovesEverySeries(t *testing.T) {
@@ -261,15 +295,15 @@ func TestMetricsForgetRemovesEverySeries(t *testing.T) {
 	for _, metric := range []string{tokenExpiryMetric, tokenRenewalMetric, refreshTokenExpiryMetric, connectionReadyMetric, connectionStalledMetric} {
 		g.Expect(testutil.CollectAndCount(collectorOf(m, metric), metric)).To(Equal(2), metric)
 	}
-	g.Expect(testutil.CollectAndCount(m.refreshes)).To(Equal(2*len(refreshResults)), "the other connections keep their counters")
-	g.Expect(testutil.CollectAndCompare(m.connectionReady, strings.NewReader(gaugeText(connectionReadyMetric, map[string]float64{
+	g.Expect(testutil.CollectAndCount(collectorOf(m, refreshTotalMetric))).To(Equal(2*len(refreshResults)), "the other connections keep their counters")
+	g.Expect(testutil.CollectAndCompare(collectorOf(m, connectionReadyMetric), strings.NewReader(gaugeText(connectionReadyMetric, map[string]float64{
 		`name="crm-eu",namespace="shop"`: 1,
 		`name="crm",namespace="other"`:   1,
 	})))).To(Succeed())
 	g.Expect(testutil.CollectAndCount(m.tokenRequestDuration)).To(Equal(1), "request histograms are not per connection")
 
 	m.forgetConnection(types.NamespacedName{Namespace: "shop", Name: "never-seen"})
-	g.Expect(testutil.CollectAndCount(m.connectionReady)).To(Equal(2), "forgetting an unknown connection is a no-op")
+	g.Expect(testutil.CollectAndCount(collectorOf(m, connectionReadyMetric))).To(Equal(2), "forgetting an unknown connection is a no-op")
 }
 
 func TestMetricsRefreshResults(t *testing.T) {
@@ -279,7 +313,7 @@ func TestMetricsRefreshResults(t *testing.T) {
 	conn := metricsConnection("shop", "crm", authv1alpha1.GrantClientCredentials)
 
 	m.recordConnection(conn)
-	g.Expect(testutil.CollectAndCompare(m.refreshes, strings.NewReader(refreshText(map[string]float64{})))).
+	g.Expect(testutil.CollectAndCompare(collectorOf(m, refreshTotalMetric), strings.NewReader(refreshText(map[string]float64{})))).
 		To(Succeed(), "every result starts at zero so that rate() sees the first failure")
 
 	m.recordRefreshResult(conn, refreshResultSuccess)
@@ -287,7 +321,7 @@ func TestMetricsRefreshResults(t *testing.T) {
 	m.recordRefreshResult(conn, refreshResultTransientError)
 	m.recordRefreshResult(conn, refreshResultReauthorizationRequired)
 	m.recordConnection(conn) // recording the status again leaves the counters alone
-	g.Expect(testutil.CollectAndCompare(m.refreshes, strings.NewReader(refreshText(map[string]float64{
+	g.Expect(testutil.CollectAndCompare(collectorOf(m, refreshTotalMetric), strings.NewReader(refreshText(map[string]float64{
 		refreshResultSuccess:                 1,
 		refreshResultTransientError:          2,
 		refreshResultReauthorizationRequired: 1,
@@ -443,13 +477,12 @@ func TestMetricsRegistered(t *testing.T) {
 	recordConnectionMetrics(conn)
 	recordRefreshResult(conn, refreshResultTransientError)
 	ObserveMauticRequest(mautic.OpToken, mautic.GrantRefreshToken, 503, time.Second)
-	g.Expect(testutil.ToFloat64(operatorMetricsSet.tokenExpiry.WithLabelValues("metrics-registered", "crm"))).
-		To(Equal(unixSeconds(metricsExpiresAt)))
-	g.Expect(testutil.ToFloat64(operatorMetricsSet.refreshes.WithLabelValues("metrics-registered", "crm", refreshResultTransientError))).
-		To(Equal(1.0))
-
 	families, err := metrics.Registry.Gather()
 	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(valueIn(families, tokenExpiryMetric, map[string]string{"namespace": "metrics-registered", "name": "crm"})).
+		To(Equal(unixSeconds(metricsExpiresAt)))
+	g.Expect(valueIn(families, refreshTotalMetric, map[string]string{"namespace": "metrics-registered", "name": "crm", "result": refreshResultTransientError})).
+		To(Equal(1.0))
 	served := map[string]bool{}
 	for _, family := range families {
 		served[family.GetName()] = true
@@ -470,4 +503,29 @@ func TestMetricsRegistered(t *testing.T) {
 			}
 		}
 	}
+}
+
+// valueIn is the value of the gauge or counter series of metric with exactly labels; NaN without one.
+func valueIn(families []*dto.MetricFamily, metric string, labels map[string]string) float64 {
+	for _, family := range families {
+		if family.GetName() != metric {
+			continue
+		}
+	series:
+		for _, m := range family.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, pair := range m.GetLabel() {
+				if labels[pair.GetName()] != pair.GetValue() {
+					continue series
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	return math.NaN()
 }

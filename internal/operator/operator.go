@@ -63,6 +63,8 @@ type Options struct {
 	MetricsSecure bool
 	// ProbeAddr is the health and readiness probes' address; "0" disables them.
 	ProbeAddr string
+	// ProfilingAddr serves Go's profiles (/debug/pprof/) unauthenticated; "" or "0" disables them.
+	ProfilingAddr string
 	// LeaderElect elects a leader, so that one replica refreshes tokens at a time.
 	LeaderElect bool
 	// LeaderElectionNamespace holds the leader election Lease; default the manager's own namespace.
@@ -139,6 +141,7 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 		Cache:                         cacheOptions(opts.Namespaces, opts.ConnectionSelector),
 		Metrics:                       metricsOptions(opts),
 		HealthProbeBindAddress:        opts.ProbeAddr,
+		PprofBindAddress:              opts.ProfilingAddr,
 		LeaderElection:                opts.LeaderElect,
 		LeaderElectionID:              leaderElectionID(opts.ConnectionSelector),
 		LeaderElectionNamespace:       opts.LeaderElectionNamespace,

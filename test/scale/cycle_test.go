@@ -146,7 +146,7 @@ type cycleResult struct {
 	lag            localenv.LagSummary
 	expired        int
 	api            apiCounts
-	rssAfter       int
+	memoryAfter    memory
 	complete       bool
 	readyAtTheEnd  int
 	stormRequested int
@@ -158,9 +158,10 @@ type cycleHarness struct {
 	config      *rest.Config
 	servers     []*mautictest.Server
 	connections int
-	managerPid  int
-	scrape      func() apiCounts
-	logf        func(format string, args ...any)
+	// memory reads the manager's memory, keeping its heap profile under the given name.
+	memory func(name string) memory
+	scrape func() apiCounts
+	logf   func(format string, args ...any)
 }
 
 // runCycle gives every server's access tokens a short lifetime, requests a refresh of every
@@ -227,7 +228,7 @@ func (h cycleHarness) runCycle(ctx context.Context, lifetime, timeout time.Durat
 	result.refreshes = len(lags)
 	result.lag = localenv.SummariseLags(lags)
 	result.expired = watch.expiredReplacements()
-	result.rssAfter = rssKiB(h.managerPid)
+	result.memoryAfter = h.memory("cycle")
 	ready, _, err := readyCount(ctx, h.client)
 	result.readyAtTheEnd = ready
 	return result, err
@@ -254,7 +255,7 @@ func (c cycleResult) report() string {
 	for _, key := range []string{"APPLY secrets", "PATCH mauticconnections/status", "GET secrets", "POST events"} {
 		row(key+" per refresh", perRefresh(c.api[key], c.refreshes))
 	}
-	row("manager RSS after the cycle", mib(c.rssAfter))
+	row("manager RSS after the cycle", c.memoryAfter.String())
 	row("connections Ready after the cycle", strconv.Itoa(c.readyAtTheEnd))
 	b.WriteString(c.api.table("API requests during the scheduled cycle (the harness's only request is its token Secret WATCH):"))
 	return b.String()

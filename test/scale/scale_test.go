@@ -7,6 +7,7 @@
 //	SCALE_HOSTS              Mautic test servers, each its own host:port (default 50)
 //	SCALE_UNRELATED_SECRETS  Secrets of 10 KiB in another namespace, unrelated to any connection (default 0)
 //	SCALE_MANAGER_ARGS       extra manager flags, space-separated
+//	SCALE_MANAGER_ENV        extra environment of the manager, space-separated, e.g. GOMEMLIMIT=230MiB
 //	SCALE_RESTART_WINDOW     how long the restarted manager is watched (default 30s)
 //	SCALE_CYCLE_LIFETIME     access-token lifetime of the refresh cycle after the restart (default 5m; 0 skips the cycle)
 //	SCALE_READY_TIMEOUT      how long all connections may take to become Ready (default 30m)
@@ -57,7 +58,7 @@ const (
 
 type params struct {
 	connections, hosts, unrelated int
-	extraArgs                     []string
+	extraArgs, extraEnv           []string
 	restartWindow, readyTimeout   time.Duration
 	cycleLifetime                 time.Duration
 	report, command               string
@@ -115,6 +116,7 @@ func readParams(root string) (p params, err error) {
 			p.cycleLifetime, minCycleLifetime)
 	}
 	p.extraArgs = strings.Fields(os.Getenv("SCALE_MANAGER_ARGS"))
+	p.extraEnv = strings.Fields(os.Getenv("SCALE_MANAGER_ENV"))
 	p.report = os.Getenv("SCALE_REPORT")
 	if p.report == "" {
 		p.report = filepath.Join(root, "bin", "scale-report.md")
@@ -219,31 +221,6 @@ func (a apiCounts) table(title string) string {
 		fmt.Fprintf(&b, "| %s | %s | %.0f |\n", parts[0], parts[1], a[k])
 	}
 	return b.String()
-}
-
-// rssKiB reads VmRSS of pid.
-func rssKiB(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmRSS:") {
-			f := strings.Fields(line)
-			if len(f) >= 2 {
-				n, _ := strconv.Atoi(f[1])
-				return n
-			}
-		}
-	}
-	return -1
-}
-
-func mib(kib int) string {
-	if kib < 0 {
-		return "n/a"
-	}
-	return fmt.Sprintf("%.1f MiB", float64(kib)/1024)
 }
 
 // parallel runs fn(i) for i in [0,n) on a few goroutines and returns the first error.
@@ -383,33 +360,39 @@ func TestScale(t *testing.T) {
 		return counts
 	}
 
-	startManager := func(n int) *localenv.ManagerProcess {
+	// startManager starts the manager binary and returns it with the address of its profiles.
+	startManager := func(n int) (*localenv.ManagerProcess, string) {
 		metrics, err := localenv.FreeLocalAddress()
 		g.Expect(err).NotTo(HaveOccurred())
 		probe, err := localenv.FreeLocalAddress()
+		g.Expect(err).NotTo(HaveOccurred())
+		profiling, err := localenv.FreeLocalAddress()
 		g.Expect(err).NotTo(HaveOccurred())
 		args := append([]string{
 			"--metrics-bind-address=" + metrics,
 			"--metrics-secure=false",
 			"--health-probe-bind-address=" + probe,
+			"--profiling-bind-address=" + profiling,
 		}, p.extraArgs...)
 		m, err := env.StartManager(localenv.ManagerOptions{
 			Binary:  binary,
 			Args:    args,
+			Env:     p.extraEnv,
 			LogPath: filepath.Join(workDir, fmt.Sprintf("manager-%d.log", n)),
 		})
 		g.Expect(err).NotTo(HaveOccurred())
-		return m
+		return m, profiling
 	}
 
 	// Phase 1: the manager idles with the unrelated Secrets in place, then N connections appear.
-	m1 := startManager(1)
+	m1, profiling1 := startManager(1)
 	time.Sleep(10 * time.Second)
-	rssIdle := rssKiB(m1.Pid)
-	t.Logf("manager idle RSS %s", mib(rssIdle))
+	memIdle := managerMemory(ctx, m1.Pid, profiling1, workDir, "idle")
+	t.Logf("manager idle: RSS %s", memIdle)
 
 	before := scrape()
 	tokensBefore := tokenRequests(servers)
+	cpuBefore := processCPU(m1.Pid)
 	createStart := time.Now()
 	g.Expect(parallel(p.connections, func(i int) error {
 		h := i % p.hosts
@@ -454,11 +437,13 @@ func TestScale(t *testing.T) {
 		}
 		time.Sleep(time.Second)
 	}
+	readyCPU := processCPU(m1.Pid).minus(cpuBefore)
 	readyAPI := scrape().minus(before)
 	readyTokens := tokenRequests(servers) - tokensBefore
 	t.Logf("all %d Ready after %s, %d token requests", p.connections, readyTook.Round(time.Second), readyTokens)
 	time.Sleep(10 * time.Second)
-	rssReady := rssKiB(m1.Pid)
+	memReady := managerMemory(ctx, m1.Pid, profiling1, workDir, "ready")
+	t.Logf("manager 10 s after all Ready: RSS %s", memReady)
 
 	// Phase 2: a steady minute with valid tokens.
 	steadyBefore := scrape()
@@ -466,17 +451,17 @@ func TestScale(t *testing.T) {
 	time.Sleep(60 * time.Second)
 	steadyAPI := scrape().minus(steadyBefore)
 	steadyTokens := tokenRequests(servers) - steadyTokensBefore
-	rssSteady := rssKiB(m1.Pid)
+	memSteady := managerMemory(ctx, m1.Pid, profiling1, workDir, "steady")
 
 	// Phase 3: restart with valid tokens in place.
 	g.Expect(m1.Stop()).To(Succeed())
 	restartBefore := scrape()
 	restartTokensBefore := tokenRequests(servers)
-	m2 := startManager(2)
+	m2, profiling2 := startManager(2)
 	time.Sleep(p.restartWindow)
 	restartAPI := scrape().minus(restartBefore)
 	restartTokens := tokenRequests(servers) - restartTokensBefore
-	rssRestart := rssKiB(m2.Pid)
+	memRestart := managerMemory(ctx, m2.Pid, profiling2, workDir, "restart")
 	ready, _, err := readyCount(ctx, c)
 	g.Expect(err).NotTo(HaveOccurred())
 
@@ -484,7 +469,8 @@ func TestScale(t *testing.T) {
 	var cycle cycleResult
 	if p.cycleLifetime > 0 {
 		harness := cycleHarness{client: c, config: env.Config, servers: servers, connections: p.connections,
-			managerPid: m2.Pid, scrape: scrape, logf: t.Logf}
+			scrape: scrape, logf: t.Logf,
+			memory: func(name string) memory { return managerMemory(ctx, m2.Pid, profiling2, workDir, name) }}
 		cycle, err = harness.runCycle(ctx, p.cycleLifetime, p.readyTimeout)
 		g.Expect(err).NotTo(HaveOccurred(), "refresh cycle\n%s", m2.LogTail(40))
 	}
@@ -499,7 +485,8 @@ func TestScale(t *testing.T) {
 	fmt.Fprintf(&b, "- command: `%s`\n", p.command)
 	fmt.Fprintf(&b, "- connections %d over %d Mautic test servers (HTTPS, each on its own loopback address from 127.0.0.2), %d unrelated 10 KiB Secrets in another namespace\n",
 		p.connections, p.hosts, p.unrelated)
-	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe addresses; extra: `%s`\n", strings.Join(p.extraArgs, " "))
+	fmt.Fprintf(&b, "- manager flags: defaults plus metrics/probe/profiling addresses; extra: `%s`; extra environment: `%s`\n",
+		strings.Join(p.extraArgs, " "), strings.Join(p.extraEnv, " "))
 	fmt.Fprintf(&b, "- control plane: envtest kube-apiserver + etcd on the same machine; the manager runs as system:masters\n\n")
 	b.WriteString("| figure | value |\n|---|---:|\n")
 	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
@@ -510,19 +497,22 @@ func TestScale(t *testing.T) {
 	row("token requests until all Ready", strconv.Itoa(readyTokens))
 	row("API writes until all Ready", fmt.Sprintf("%.0f", readyAPI.writes()))
 	row("API writes per connection until Ready", fmt.Sprintf("%.2f", readyAPI.writes()/float64(p.connections)))
-	row("manager RSS, idle before connections (10 s after start)", mib(rssIdle))
+	row("manager RSS, idle before connections (10 s after start)", memIdle.String())
 	row("manager RSS, peak seen while connections became Ready (1 s samples)", mib(peakRSS))
-	row("manager RSS, 10 s after all Ready", mib(rssReady))
-	row("manager RSS, after a steady minute", mib(rssSteady))
+	row("manager RSS, 10 s after all Ready", memReady.String())
+	row("manager RSS, after a steady minute", memSteady.String())
 	row("steady minute: token requests", strconv.Itoa(steadyTokens))
 	row("steady minute: API writes", fmt.Sprintf("%.0f", steadyAPI.writes()))
 	row(fmt.Sprintf("restart (%s window): token requests", p.restartWindow), strconv.Itoa(restartTokens))
 	row(fmt.Sprintf("restart (%s window): API writes", p.restartWindow), fmt.Sprintf("%.0f", restartAPI.writes()))
-	row("restart: manager RSS at the end of the window", mib(rssRestart))
+	row("restart: manager RSS at the end of the window", memRestart.String())
 	row("restart: connections Ready at the end of the window", fmt.Sprintf("%d/%d", ready, p.connections))
 	if p.cycleLifetime > 0 {
 		b.WriteString(cycle.report())
 	}
+	b.WriteString(readyCPU.table(fmt.Sprintf("CPU time from the first create until all Ready (%s on %d CPUs; the harness's creates are in it):",
+		readyTook.Round(time.Second), runtime.NumCPU()), readyTook))
+	fmt.Fprintf(&b, "\nManager CPU per token until all Ready: %.1f ms.\n", float64(readyCPU["manager"].Milliseconds())/float64(max(readyTokens, 1)))
 	b.WriteString(readyAPI.table("API requests (apiserver_request_total delta, all clients incl. the harness's creates and 1/s List) from the first create until all Ready:"))
 	b.WriteString(steadyAPI.table("API requests during the steady minute after all Ready (the harness makes none):"))
 	b.WriteString(restartAPI.table(fmt.Sprintf("API requests during the restart window (%s from starting the new manager; the harness makes none):", p.restartWindow)))

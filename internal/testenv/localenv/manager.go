@@ -36,6 +36,8 @@ type ManagerOptions struct {
 	// system:serviceaccounts, system:serviceaccounts:<namespace> and system:authenticated, as a pod
 	// would have; for another user, system:authenticated.
 	ImpersonateGroups []string
+	// Env is added to the environment the manager inherits, e.g. GOMEMLIMIT=230MiB.
+	Env []string
 	// LogPath receives the manager's stdout and stderr; default manager.log in the work directory.
 	LogPath string
 	// StopTimeout is how long Stop waits after SIGTERM before killing; default DefaultStopTimeout.
@@ -94,6 +96,9 @@ func (e *Env) StartManager(opts ManagerOptions) (*ManagerProcess, error) {
 	//nolint:gosec,noctx // a trusted binary whose lifetime ManagerProcess.Stop owns
 	cmd := exec.Command(binary, append([]string{"--kubeconfig", kubeconfig}, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if len(opts.Env) > 0 {
+		cmd.Env = append(os.Environ(), opts.Env...)
+	}
 	cmd.SysProcAttr = managerProcAttr()
 	if err := cmd.Start(); err != nil {
 		_ = logFile.Close()
