@@ -112,7 +112,7 @@ func (e *env) eventReasons() []string {
 	NewWithT(e.t).Expect(k8sClient.List(e.Ctx, list, client.InNamespace(e.Namespace))).To(Succeed())
 	var reasons []string
 	for _, event := range list.Items {
-		if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == connectionName {
+		if event.Regarding.Kind == authv1alpha1.Kind && event.Regarding.Name == connectionName {
 			reasons = append(reasons, event.Reason)
 		}
 	}

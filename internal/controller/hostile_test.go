@@ -117,7 +117,7 @@ func (w *lagWatch) observe(name string) (issuedAt, renewAt, expiresAt time.Time,
 		k8sClient.Get(w.e.Ctx, client.ObjectKey{Namespace: w.e.Namespace, Name: conn.TokenSecretName()}, secret) != nil {
 		return time.Time{}, time.Time{}, time.Time{}, false
 	}
-	issuedAt, err1 := time.Parse(time.RFC3339Nano, secret.Annotations["auth.mautic-operator.dev/issued-at"])
+	issuedAt, err1 := time.Parse(time.RFC3339Nano, secret.Annotations[authv1alpha1.TokenIssuedAtAnnotation])
 	expiresAt, err2 := time.Parse(time.RFC3339, string(secret.Data[authv1alpha1.ExpiresAtKey]))
 	if err1 != nil || err2 != nil {
 		return time.Time{}, time.Time{}, time.Time{}, false

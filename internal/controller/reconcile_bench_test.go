@@ -102,7 +102,7 @@ func newBenchWorld(b *testing.B) benchWorld {
 		},
 		AccessToken:   "NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2",
 		Authorization: mautic.BearerAuthorization("NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2"),
-		TokenType:     tokenTypeBearer,
+		TokenType:     authv1alpha1.TokenTypeBearer,
 		URL:           baseURL,
 	}
 	return benchWorld{

@@ -96,7 +96,7 @@ func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 // and Flux see.
 func (e *env) live(g Gomega) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
+	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind(authv1alpha1.Kind))
 	g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, u)).To(Succeed())
 	return u
 }
