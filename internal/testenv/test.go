@@ -3,6 +3,8 @@ package testenv
 import (
 	"context"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 )
@@ -15,6 +17,8 @@ type Test struct {
 	Ctx context.Context
 	// ControlPlane is the package's control plane.
 	ControlPlane *ControlPlane
+	// Client is the control plane's client (ControlPlane.Client), for the test's requests.
+	Client client.Client
 	// Namespace is the test's own namespace.
 	Namespace string
 	// Mautic is the test's Mautic test server.
@@ -30,7 +34,7 @@ type Test struct {
 func NewTest(t TB, prefix string, setUp ...func(*ControlPlane) error) *Test {
 	t.Helper()
 	cp := Shared(t, setUp...)
-	x := &Test{t: t, Ctx: context.Background(), ControlPlane: cp, Namespace: cp.CreateNamespace(t, prefix), Mautic: mautictest.NewServer()}
+	x := &Test{t: t, Ctx: context.Background(), ControlPlane: cp, Client: cp.Client, Namespace: cp.CreateNamespace(t, prefix), Mautic: mautictest.NewServer()}
 	t.Cleanup(x.Mautic.Close)
 	x.App = x.Mautic.NewClient("crm", true)
 	return x

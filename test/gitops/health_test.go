@@ -165,7 +165,7 @@ func TestSuspendedConnection(t *testing.T) {
 
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))
 	suspended := e.live(g)
-	g.Expect(k8sClient.Patch(e.Ctx, suspended, patch)).To(Succeed())
+	g.Expect(e.Client.Patch(e.Ctx, suspended, patch)).To(Succeed())
 	g.Expect(health(t, suspended)).To(Equal(argoHealth{
 		Status: "Suspended", Message: "spec.suspend is true: the operator requests no tokens and writes no Secrets",
 	}))
@@ -260,7 +260,7 @@ func TestRefreshAction(t *testing.T) {
 	data, err := patch.Data(modified)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(data).To(MatchJSON(`{"metadata":{"annotations":{"` + authv1alpha1.RefreshRequestedAtAnnotation + `":"` + requestedAt + `"}}}`))
-	g.Expect(k8sClient.Patch(e.Ctx, modified, patch)).To(Succeed())
+	g.Expect(e.Client.Patch(e.Ctx, modified, patch)).To(Succeed())
 
 	refreshed := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		handled, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledRefreshRequest")
