@@ -64,12 +64,10 @@ func TestHostileConnectionsDoNotDelayOthers(t *testing.T) {
 	before := watch.run(phase)
 
 	// The hostile servers and their connections.
-	slow := mautictest.NewServer()
-	t.Cleanup(slow.Close)
+	slow := mautictest.NewServerFor(t)
 	slow.SetSlowDelay(25 * time.Second)
 	slow.InjectFault(mautictest.FaultSlow, -1)
-	fast := mautictest.NewServer()
-	t.Cleanup(fast.Close)
+	fast := mautictest.NewServerFor(t)
 	fast.SetAccessTokenLifetime(time.Second)
 	for i, server := range []*mautictest.Server{slow, slow, slow, fast} {
 		app := server.NewClient(fmt.Sprintf("hostile-%d", i), true)

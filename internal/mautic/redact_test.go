@@ -482,8 +482,7 @@ func TestMautictestEchoIsRedacted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			s.SetEchoRequests(true)
 			err, secrets := tc.run(New(fastOptions()), s, s.NewClient("crm", true))
 			expectErrorType(tc.errType)(g, err)

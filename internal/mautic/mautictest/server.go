@@ -217,6 +217,13 @@ func NewServer() *Server {
 	return s
 }
 
+// NewServerFor returns a started plain-HTTP server that is closed when t's test ends.
+func NewServerFor(t interface{ Cleanup(func()) }) *Server {
+	s := NewServer()
+	t.Cleanup(s.Close)
+	return s
+}
+
 // NewTLSServer returns a started HTTPS server; CACertPEM returns the certificate to trust.
 func NewTLSServer() *Server {
 	s := NewUnstartedServer()
