@@ -46,6 +46,22 @@ func newEnv(t *testing.T) *env {
 	return &env{Test: testenv.NewTest(t, "gitops-"), t: t}
 }
 
+// newReadyEnv creates a test's world whose Mautic test server issues tokens that live for
+// lifetime, the credentials Secret and a connection adjusted by mutate, starts the manager, and
+// waits until the connection is Ready.
+func newReadyEnv(t *testing.T, lifetime time.Duration, mutate func(*authv1alpha1.MauticConnection)) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.Mautic.SetAccessTokenLifetime(lifetime)
+	e.createCredentials(e.App.Secret)
+	e.createConnection(mutate)
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+	return e
+}
+
 // startManager starts a manager that watches only the test's namespace, as the real one does with
 // --watch-namespaces, with the real Mautic client; it stops when the test ends.
 func (e *env) startManager() {
