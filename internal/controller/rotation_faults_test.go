@@ -20,6 +20,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 	"github.com/mautic-operator/mautic-operator/internal/refreshstate"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 // restartManager stops the test's manager (as SIGTERM does: its context ends, and claimed refreshes
@@ -82,7 +83,7 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 	g := NewWithT(t)
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
 	pendingDir := t.TempDir()
-	outage := &persistOutage{path: "/api/v1/namespaces/" + e.Namespace + "/secrets/" + connectionName + authv1alpha1.StateSecretSuffix}
+	outage := &persistOutage{path: "/api/v1/namespaces/" + e.Namespace + "/secrets/" + testenv.ConnectionName + authv1alpha1.StateSecretSuffix}
 	wrap := func(next http.RoundTripper) http.RoundTripper { outage.forward = next; return outage }
 	withPendingDir := func(o *operator.Options) { o.PendingDir = pendingDir }
 	e.restartManager(wrap, withPendingDir)

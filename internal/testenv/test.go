@@ -5,8 +5,18 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+)
+
+// Names of the objects of a test that needs one connection: the MauticConnection, its credentials
+// Secret, and the token Secret the operator writes for it.
+const (
+	ConnectionName  = "crm"
+	CredentialsName = "mautic-api"
+	TokenSecretName = ConnectionName + authv1alpha1.TokenSecretSuffix
 )
 
 // Test is one test's world on its package's control plane: a namespace of its own, and a Mautic

@@ -19,9 +19,6 @@ import (
 )
 
 const (
-	connectionName  = "crm"
-	credentialsName = "mautic-api"
-	tokenSecretName = "crm-token"
 	// eventually is generous: the build machines have two cores and other suites run alongside.
 	eventually = 30 * time.Second
 	poll       = 50 * time.Millisecond
@@ -73,7 +70,7 @@ func (e *env) startManager() {
 func (e *env) createCredentials(clientSecret string) {
 	e.t.Helper()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.CredentialsName, Namespace: e.Namespace},
 		StringData: map[string]string{authv1alpha1.ClientIDKey: e.App.ID, authv1alpha1.ClientSecretKey: clientSecret},
 	}
 	NewWithT(e.t).Expect(e.Client.Create(e.Ctx, secret)).To(Succeed())
@@ -83,11 +80,11 @@ func (e *env) createCredentials(clientSecret string) {
 func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 	e.t.Helper()
 	conn := &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.ConnectionName, Namespace: e.Namespace},
 		Spec: authv1alpha1.MauticConnectionSpec{
 			URL:                  e.Mautic.URL(),
 			AllowInsecureHTTP:    true,
-			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: testenv.CredentialsName},
 		},
 	}
 	if mutate != nil {
@@ -101,7 +98,7 @@ func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 func (e *env) live(g Gomega) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
 	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind(authv1alpha1.Kind))
-	g.Expect(e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, u)).To(Succeed())
+	g.Expect(e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.ConnectionName}, u)).To(Succeed())
 	return u
 }
 
@@ -119,7 +116,7 @@ func (e *env) waitLive(check func(g Gomega, u *unstructured.Unstructured)) *unst
 // accessToken returns the published access token, "" when there is no token Secret.
 func (e *env) accessToken(g Gomega) string {
 	secret := &corev1.Secret{}
-	err := e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: tokenSecretName}, secret)
+	err := e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.TokenSecretName}, secret)
 	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
 	return string(secret.Data[authv1alpha1.AccessTokenKey])
 }
