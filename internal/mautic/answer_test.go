@@ -426,7 +426,7 @@ func TestTokenUnusableAnswerFaults(t *testing.T) {
 		g.Expect(unusable.ContentType).To(HavePrefix("text/plain"))
 		recovered := unusable.RefreshToken
 		g.Expect(recovered).NotTo(BeEmpty())
-		g.Expect(recovered != seeded).To(BeTrue(), "the server rotated the refresh token")
+		g.Expect(recovered).NotTo(Equal(seeded), "the server rotated the refresh token")
 		g.Expect(IsAmbiguous(err)).To(BeFalse())
 		g.Expect(Classify(err)).To(Equal(ClassTransient))
 		expectNoSecrets(g, err, seeded, recovered, app.Secret)

@@ -1065,7 +1065,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	t.Run("deterministic from the seed", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		var runs [][]int
+		runs := make([][]int, 0, 3)
 		for _, seed := range []int64{42, 42, 7} {
 			s := mautictest.NewServer()
 			app := s.NewClient("crm", true)
