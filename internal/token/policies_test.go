@@ -43,10 +43,7 @@ func freshInput() token.Input {
 // freshBasicInput returns the input of a Basic connection verified ten minutes ago: no expiry,
 // reverified after token.ReverifyInterval.
 func freshBasicInput() token.Input {
-	in := freshInput()
-	in.Issued.ExpiresAt = time.Time{}
-	in.RenewAt = issuedAt.Add(token.ReverifyInterval)
-	return in
+	return freshBasic()()
 }
 
 // Mutations of freshInput that each make exactly one policy fire.
@@ -69,15 +66,16 @@ func fresh(mutations ...func(*token.Input)) func() token.Input {
 	}
 }
 
+// basicCredentials turns freshInput into freshBasicInput: no expiry, reverified after
+// token.ReverifyInterval.
+func basicCredentials(in *token.Input) {
+	in.Issued.ExpiresAt = time.Time{}
+	in.RenewAt = issuedAt.Add(token.ReverifyInterval)
+}
+
 // freshBasic returns, as a table's input, freshBasicInput with mutations applied in order.
 func freshBasic(mutations ...func(*token.Input)) func() token.Input {
-	return func() token.Input {
-		in := freshBasicInput()
-		for _, mutate := range mutations {
-			mutate(&in)
-		}
-		return in
-	}
+	return fresh(append([]func(*token.Input){basicCredentials}, mutations...)...)
 }
 
 func TestPolicyFiresAlone(t *testing.T) {
