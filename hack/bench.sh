@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the benchmarks as docs/benchmarks.md reports them. The controller package's TestMain starts
-# a local control plane even for benchmarks, so KUBEBUILDER_ASSETS is set here (hack/controlplane.sh
-# builds it on first use). Usage: hack/bench.sh [go test flags and packages], default ./...;
+# Runs the benchmarks as docs/benchmarks.md reports them. No benchmark needs the local control plane,
+# but the TestMain of test/e2e and test/chaos exits without KUBEBUILDER_ASSETS, so it is set here
+# (hack/controlplane.sh builds it on first use). Usage: hack/bench.sh [go test flags and packages], default ./...;
 # BENCH_COUNT sets -count (default 3). Packages run one at a time (-p 1), so that two benchmark
 # binaries never share the CPUs.
 set -euo pipefail

@@ -24,78 +24,6 @@ const (
 	GrantPassword Grant = "Password"
 )
 
-// Keys read from the credentials Secret.
-const (
-	// ClientIDKey holds the OAuth2 client id (ClientCredentials).
-	ClientIDKey = "client_id"
-	// ClientSecretKey holds the OAuth2 client secret (ClientCredentials).
-	ClientSecretKey = "client_secret"
-	// UsernameKey holds the Mautic username (Basic).
-	UsernameKey = "username"
-	// PasswordKey holds the Mautic password (Basic, Password).
-	PasswordKey = "password"
-	// RefreshTokenKey in the credentials Secret seeds the refresh token of an AuthorizationCode connection
-	// once (a changed value seeds again); in the state Secret it holds the current refresh token.
-	RefreshTokenKey = "refresh_token"
-	// CACertKey holds the PEM bundle in the Secret named by spec.tls.caSecretRef.
-	CACertKey = "ca.crt"
-)
-
-// Keys of the token Secret that workloads mount.
-const (
-	// AccessTokenKey holds the bare access token (absent for Basic).
-	AccessTokenKey = "access_token"
-	// AuthorizationKey holds the full Authorization header value: "Bearer <token>" or "Basic <base64>".
-	AuthorizationKey = "authorization"
-	// TokenTypeKey holds "bearer" or "basic".
-	TokenTypeKey = "token_type"
-	// ExpiresAtKey holds the token's expiry in RFC 3339 UTC (absent for Basic).
-	ExpiresAtKey = "expires_at"
-	// URLKey holds the normalised Mautic base URL.
-	URLKey = "url"
-)
-
-// Labels and annotations the operator reads or writes.
-const (
-	// ManagedByLabel marks every Secret the operator writes; the manager caches only Secrets carrying it.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	// ManagedByValue is the value of ManagedByLabel.
-	ManagedByValue = "mautic-operator"
-	// ConnectionLabel names the MauticConnection that owns a Secret.
-	ConnectionLabel = "auth.mautic-operator.dev/connection"
-	// CredentialsOptInLabel, set to "true" on a credentials Secret, allows MauticConnections to use it
-	// when the manager runs with --require-credentials-label (multi-tenant clusters).
-	CredentialsOptInLabel = "auth.mautic-operator.dev/credentials"
-	// RefreshRequestedAtAnnotation on a MauticConnection requests a new token; any new value triggers one refresh.
-	RefreshRequestedAtAnnotation = "auth.mautic-operator.dev/refresh-requested-at"
-	// TokenIssuedAtAnnotation on the token Secret records when the published token was issued
-	// (RFC 3339 with nanoseconds); with the expires_at key it gives the token's renewal time.
-	TokenIssuedAtAnnotation = "auth.mautic-operator.dev/issued-at"
-	// AuthorizedAtAnnotation on the state Secret records when a person last authorized the connection.
-	AuthorizedAtAnnotation = "auth.mautic-operator.dev/authorized-at"
-	// StateSecretSuffix names the state Secret of an AuthorizationCode connection: "<name>-oauth-state".
-	StateSecretSuffix = "-oauth-state"
-	// SeedHashAnnotation on the state Secret records the digest of the credentials Secret's
-	// refresh_token seed already used (or already superseded by an authorization), so that an
-	// unchanged seed is ignored and a changed one seeds again.
-	SeedHashAnnotation = "auth.mautic-operator.dev/seed-hash"
-	// RefreshTokenIssuedAtAnnotation on the state Secret records when the stored refresh token was issued.
-	RefreshTokenIssuedAtAnnotation = "auth.mautic-operator.dev/refresh-token-issued-at"
-	// RejectedHashAnnotation on the state Secret records the digest of a refresh token Mautic
-	// refused, so that it is never sent again.
-	RejectedHashAnnotation = "auth.mautic-operator.dev/rejected-token-hash"
-	// RefreshClaimAnnotation on the state Secret marks the stored refresh token as being spent:
-	// "<holder> <RFC 3339 time>". Its age is judged by the time the API server recorded for the
-	// write (the managed fields of RefreshClaimFieldManager), not by the time in the value.
-	RefreshClaimAnnotation = "auth.mautic-operator.dev/refresh-claim"
-	// RefreshClaimFieldManager is the field manager of the writes that set RefreshClaimAnnotation.
-	RefreshClaimFieldManager = "mautic-operator-claim"
-	// AmbiguousRefreshAnnotation on the state Secret records that a refresh with the stored token
-	// ended without a usable answer (a timeout, a dropped connection, an unreadable answer):
-	// "<token digest> <RFC 3339 time> <cause>". Mautic may have rotated the token then.
-	AmbiguousRefreshAnnotation = "auth.mautic-operator.dev/ambiguous-refresh"
-)
-
 // Duration is a Go duration string such as "10m" or "336h". It is a string rather than a
 // metav1.Duration so that an object stored before its validation existed still decodes: one bad
 // value then stalls its own connection instead of stopping the manager's cache for every namespace.
@@ -343,7 +271,7 @@ func (c *MauticConnection) TokenSecretName() string {
 	if c.Spec.TokenSecret != nil && c.Spec.TokenSecret.Name != "" {
 		return c.Spec.TokenSecret.Name
 	}
-	return c.Name + "-token"
+	return c.Name + TokenSecretSuffix
 }
 
 // EffectiveGrant returns spec.grant with its default applied.

@@ -24,7 +24,6 @@ import (
 	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
@@ -530,10 +529,9 @@ func stateSecretOwnerError(state *corev1.Secret, conn *authv1alpha1.MauticConnec
 }
 
 // writeStateSecret creates or updates the state Secret so that it holds refreshToken alone, as
-// refreshstate builds it (labels, controller reference to conn, issued-at annotation), with the
-// authorized-at annotation, and with seed (the credentials Secret's refresh_token, if any)
-// recorded as used: the authorization supersedes it. Other annotations (the operator's
-// bookkeeping) are kept, except those about the replaced token. An update is guarded by the
+// refreshstate.SetAuthorized builds it (the same labels, controller reference and annotations
+// the operator writes, with the authorization's time and seed). Other annotations (the
+// operator's bookkeeping) are kept, except those about the replaced token. An update is guarded by the
 // resourceVersion just read, and retried on a conflict.
 func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha1.MauticConnection, refreshToken, seed string, now time.Time) error {
 	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.StateSecretName()}
@@ -544,7 +542,7 @@ func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha
 		switch {
 		case apierrors.IsNotFound(err):
 			state = refreshstate.New(conn)
-			setStateContent(state, conn, refreshToken, seed, now)
+			refreshstate.SetAuthorized(state, conn, refreshToken, seed, now)
 			return kube.Create(ctx, state)
 		case err != nil:
 			return err
@@ -552,21 +550,13 @@ func writeStateSecret(ctx context.Context, kube client.Client, conn *authv1alpha
 		if err := stateSecretOwnerError(state, conn); err != nil {
 			return err
 		}
-		setStateContent(state, conn, refreshToken, seed, now)
+		refreshstate.SetAuthorized(state, conn, refreshToken, seed, now)
 		return kube.Update(ctx, state)
 	})
 	if err != nil {
 		return fmt.Errorf("storing the refresh token in Secret %s/%s: %w; run this command again", key.Namespace, key.Name, err)
 	}
 	return nil
-}
-
-// setStateContent makes state hold refreshToken, authorized and issued at now, with seed recorded
-// as used.
-func setStateContent(state *corev1.Secret, conn *authv1alpha1.MauticConnection, refreshToken, seed string, now time.Time) {
-	refreshstate.SetRefreshToken(state, conn, refreshToken, now)
-	refreshstate.SetSeedUsed(state, seed)
-	metav1.SetMetaDataAnnotation(&state.ObjectMeta, authv1alpha1.AuthorizedAtAnnotation, now.UTC().Format(time.RFC3339))
 }
 
 // page is the HTML the browser gets back from the callback.

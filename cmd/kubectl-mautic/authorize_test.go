@@ -144,15 +144,7 @@ func TestAuthorizeStoresRefreshToken(t *testing.T) {
 	}
 
 	// The stored refresh token is one the server accepts.
-	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
-		Site:         mautic.Site{BaseURL: f.mautic.URL(), AllowInsecureHTTP: true},
-		Grant:        mautic.GrantRefreshToken,
-		ClientID:     f.app.ID,
-		ClientSecret: f.app.Secret,
-		RefreshToken: refreshToken,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(token.AccessToken).NotTo(BeEmpty())
+	expectRefreshable(g, f, refreshToken)
 	g.Expect(f.mautic.TokenRequestsByGrant("authorization_code")).To(Equal(1))
 
 	// The access token of the exchange went nowhere: no token Secret was written by the plugin.
@@ -276,15 +268,7 @@ func TestAuthorizeSupersedesRefreshTokenSeed(t *testing.T) {
 	g.Expect(f.mautic.TokenRequestsByGrant("refresh_token")).To(BeZero(), "the seed was never spent")
 
 	// The stored token is the one Mautic issued on the authorization.
-	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
-		Site:         mautic.Site{BaseURL: f.mautic.URL(), AllowInsecureHTTP: true},
-		Grant:        mautic.GrantRefreshToken,
-		ClientID:     f.app.ID,
-		ClientSecret: f.app.Secret,
-		RefreshToken: authorized,
-	})
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(token.AccessToken).NotTo(BeEmpty())
+	expectRefreshable(g, f, authorized)
 
 	// Another seed put in before a new authorization is superseded too, on an update.
 	newSeed := "another-stale-seed"
@@ -517,4 +501,17 @@ func (f *fixture) redirectHost() string {
 // keyOf is the name of conn as a types.NamespacedName.
 func keyOf(conn *authv1alpha1.MauticConnection) types.NamespacedName {
 	return types.NamespacedName{Namespace: conn.Namespace, Name: conn.Name}
+}
+
+// expectRefreshable checks that Mautic gives an access token for refreshToken.
+func expectRefreshable(g Gomega, f *fixture, refreshToken string) {
+	token, err := mautic.New(mautic.Options{}).Token(f.ctx, mautic.TokenRequest{
+		Site:         mautic.Site{BaseURL: f.mautic.URL(), AllowInsecureHTTP: true},
+		Grant:        mautic.GrantRefreshToken,
+		ClientID:     f.app.ID,
+		ClientSecret: f.app.Secret,
+		RefreshToken: refreshToken,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(token.AccessToken).NotTo(BeEmpty())
 }

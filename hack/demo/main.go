@@ -452,7 +452,7 @@ func (d *demo) showEvents(ctx context.Context, conn *authv1alpha1.MauticConnecti
 		}
 		events = events[:0]
 		for _, event := range list.Items {
-			if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == conn.Name {
+			if event.Regarding.Kind == authv1alpha1.Kind && event.Regarding.Name == conn.Name {
 				events = append(events, event)
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 // newAuthorizationCodeEnv returns an env whose connection uses AuthorizationCode, seeded from the
@@ -18,10 +19,7 @@ func newAuthorizationCodeEnv(t *testing.T, accessLifetime time.Duration) *env {
 	t.Helper()
 	e := newEnv(t)
 	e.Mautic.SetAccessTokenLifetime(accessLifetime)
-	e.App = e.Mautic.NewClient("crm-user", false)
-	credentials := e.clientCredentials()
-	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
-	e.createCredentials(credentials)
+	e.createSeededCredentials()
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
 	// Half the lifetime as margin: the lifetimes here are seconds, and CI machines are busy.
@@ -105,7 +103,7 @@ func TestAuthorizationCodeRevokedTokenNeedsReauthorization(t *testing.T) {
 
 	conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.ReauthorizationRequiredReason)
 	message := condition(conn, authv1alpha1.StalledCondition).Message
-	g.Expect(message).To(ContainSubstring("kubectl mautic authorize " + connectionName + " -n " + e.Namespace))
+	g.Expect(message).To(ContainSubstring("kubectl mautic authorize " + testenv.ConnectionName + " -n " + e.Namespace))
 	g.Expect(condition(conn, authv1alpha1.ReadyCondition).Reason).To(Equal(authv1alpha1.ReauthorizationRequiredReason))
 	g.Expect(accessToken(e.tokenSecret())).To(Equal(accessToken(published)), "the last access token is never removed")
 	g.Eventually(e.eventReasons).WithTimeout(eventually).Should(ContainElement(authv1alpha1.ReauthorizationRequiredReason))
@@ -145,10 +143,7 @@ func TestAuthorizationCodeKeepsARefreshTokenAliveBeyondAccessTokens(t *testing.T
 	e := newEnv(t)
 	e.Mautic.SetAccessTokenLifetime(time.Hour)
 	e.Mautic.SetRefreshTokenLifetime(6 * time.Second)
-	e.App = e.Mautic.NewClient("crm-user", false)
-	credentials := e.clientCredentials()
-	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
-	e.createCredentials(credentials)
+	e.createSeededCredentials()
 	conn := e.newConnection()
 	conn.Spec.Grant = authv1alpha1.GrantAuthorizationCode
 	conn.Spec.RefreshTokenLifetime = ptr.To[authv1alpha1.Duration]("6s")

@@ -14,20 +14,18 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 const (
-	connectionName  = "crm"
-	credentialsName = "mautic-api"
-	tokenSecretName = "crm-token"
-	eventually      = 20 * time.Second
-	poll            = 50 * time.Millisecond
+	eventually = 20 * time.Second
+	poll       = 50 * time.Millisecond
 )
 
 // createCredentials creates the credentials Secret with the given keys.
 func (e *env) createCredentials(data map[string]string) {
 	e.t.Helper()
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.Namespace}, StringData: data}
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: testenv.CredentialsName, Namespace: e.Namespace}, StringData: data}
 	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, secret)).To(Succeed())
 }
 
@@ -39,11 +37,11 @@ func (e *env) clientCredentials() map[string]string {
 // newConnection returns a connection to the test server; mutate it before createConnection.
 func (e *env) newConnection() *authv1alpha1.MauticConnection {
 	return &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.ConnectionName, Namespace: e.Namespace},
 		Spec: authv1alpha1.MauticConnectionSpec{
 			URL:                  e.Mautic.URL() + "/",
 			AllowInsecureHTTP:    true,
-			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: testenv.CredentialsName},
 		},
 	}
 }
@@ -63,11 +61,30 @@ func (e *env) createBasicConnection(username, password string) {
 	e.createConnection(conn)
 }
 
+// createClientCredentialsConnection creates the credentials Secret of the test's Mautic client
+// and the connection newConnection returns.
+func (e *env) createClientCredentialsConnection() {
+	e.t.Helper()
+	e.createCredentials(e.clientCredentials())
+	e.createConnection(e.newConnection())
+}
+
+// createSeededCredentials makes e.App a Mautic client not allowed the client-credentials grant
+// and creates the credentials Secret with its id and secret and a refresh token Mautic issued to
+// it, the seed of an AuthorizationCode connection.
+func (e *env) createSeededCredentials() {
+	e.t.Helper()
+	e.App = e.Mautic.NewClient("crm-user", false)
+	credentials := e.clientCredentials()
+	credentials[authv1alpha1.RefreshTokenKey] = e.Mautic.IssueRefreshToken(e.App.ID)
+	e.createCredentials(credentials)
+}
+
 // connection reads the connection uncached.
 func (e *env) connection() *authv1alpha1.MauticConnection {
 	e.t.Helper()
 	conn := &authv1alpha1.MauticConnection{}
-	NewWithT(e.t).Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, conn)).To(Succeed())
+	NewWithT(e.t).Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.ConnectionName}, conn)).To(Succeed())
 	return conn
 }
 
@@ -76,7 +93,7 @@ func (e *env) connection() *authv1alpha1.MauticConnection {
 func (e *env) tokenSecret() *corev1.Secret {
 	e.t.Helper()
 	secret := &corev1.Secret{}
-	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: tokenSecretName}, secret); err != nil {
+	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.TokenSecretName}, secret); err != nil {
 		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
 		return nil
 	}
@@ -112,7 +129,7 @@ func (e *env) eventReasons() []string {
 	NewWithT(e.t).Expect(k8sClient.List(e.Ctx, list, client.InNamespace(e.Namespace))).To(Succeed())
 	var reasons []string
 	for _, event := range list.Items {
-		if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == connectionName {
+		if event.Regarding.Kind == authv1alpha1.Kind && event.Regarding.Name == testenv.ConnectionName {
 			reasons = append(reasons, event.Reason)
 		}
 	}
@@ -123,7 +140,7 @@ func (e *env) eventReasons() []string {
 func (e *env) stateSecret() *corev1.Secret {
 	e.t.Helper()
 	secret := &corev1.Secret{}
-	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName + authv1alpha1.StateSecretSuffix}, secret); err != nil {
+	if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.ConnectionName + authv1alpha1.StateSecretSuffix}, secret); err != nil {
 		NewWithT(e.t).Expect(client.IgnoreNotFound(err)).To(Succeed())
 		return nil
 	}
@@ -141,7 +158,7 @@ func (e *env) waitFor(conditionType string, status metav1.ConditionStatus, reaso
 	var conn *authv1alpha1.MauticConnection
 	NewWithT(e.t).Eventually(func(g Gomega) {
 		conn = &authv1alpha1.MauticConnection{}
-		g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, conn)).To(Succeed())
+		g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.ConnectionName}, conn)).To(Succeed())
 		c := condition(conn, conditionType)
 		g.Expect(c).NotTo(BeNil(), "condition %s", conditionType)
 		g.Expect(c.Status).To(Equal(status), "condition %s: %s", conditionType, c.Message)
@@ -196,7 +213,7 @@ func (e *env) updateCredentials(data map[string]string) {
 	e.t.Helper()
 	NewWithT(e.t).Eventually(func() error {
 		secret := &corev1.Secret{}
-		if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: credentialsName}, secret); err != nil {
+		if err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.CredentialsName}, secret); err != nil {
 			return err
 		}
 		secret.Data = nil

@@ -64,12 +64,10 @@ func TestHostileConnectionsDoNotDelayOthers(t *testing.T) {
 	before := watch.run(phase)
 
 	// The hostile servers and their connections.
-	slow := mautictest.NewServer()
-	t.Cleanup(slow.Close)
+	slow := mautictest.NewServerFor(t)
 	slow.SetSlowDelay(25 * time.Second)
 	slow.InjectFault(mautictest.FaultSlow, -1)
-	fast := mautictest.NewServer()
-	t.Cleanup(fast.Close)
+	fast := mautictest.NewServerFor(t)
 	fast.SetAccessTokenLifetime(time.Second)
 	for i, server := range []*mautictest.Server{slow, slow, slow, fast} {
 		app := server.NewClient(fmt.Sprintf("hostile-%d", i), true)
@@ -117,7 +115,7 @@ func (w *lagWatch) observe(name string) (issuedAt, renewAt, expiresAt time.Time,
 		k8sClient.Get(w.e.Ctx, client.ObjectKey{Namespace: w.e.Namespace, Name: conn.TokenSecretName()}, secret) != nil {
 		return time.Time{}, time.Time{}, time.Time{}, false
 	}
-	issuedAt, err1 := time.Parse(time.RFC3339Nano, secret.Annotations["auth.mautic-operator.dev/issued-at"])
+	issuedAt, err1 := time.Parse(time.RFC3339Nano, secret.Annotations[authv1alpha1.TokenIssuedAtAnnotation])
 	expiresAt, err2 := time.Parse(time.RFC3339, string(secret.Data[authv1alpha1.ExpiresAtKey]))
 	if err1 != nil || err2 != nil {
 		return time.Time{}, time.Time{}, time.Time{}, false

@@ -23,7 +23,7 @@ func TestTrimUnmanagedSecret(t *testing.T) {
 				Name: "crm-token", Namespace: testNamespace, ResourceVersion: "7",
 				Labels:          map[string]string{authv1alpha1.ManagedByLabel: authv1alpha1.ManagedByValue, authv1alpha1.ConnectionLabel: "crm"},
 				Annotations:     map[string]string{"example.com/note": "x"},
-				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(conn, authv1alpha1.GroupVersion.WithKind("MauticConnection"))},
+				OwnerReferences: []metav1.OwnerReference{*conn.ControllerReference()},
 				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "mautic-operator"}},
 			},
 			Data: data,

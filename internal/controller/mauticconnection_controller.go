@@ -421,7 +421,7 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 		if err != nil {
 			return nil, nil, err
 		}
-		return &issuedToken{Issued: issued, Authorization: authorization, TokenType: tokenTypeBasic, URL: s.baseURL}, verified, nil
+		return &issuedToken{Issued: issued, Authorization: authorization, TokenType: authv1alpha1.TokenTypeBasic, URL: s.baseURL}, verified, nil
 	}
 
 	req := mautic.TokenRequest{
@@ -465,7 +465,7 @@ func (r *MauticConnectionReconciler) obtainToken(ctx context.Context, s *scope) 
 		Issued:        issued,
 		AccessToken:   obtained.AccessToken,
 		Authorization: mautic.BearerAuthorization(obtained.AccessToken),
-		TokenType:     tokenTypeBearer,
+		TokenType:     authv1alpha1.TokenTypeBearer,
 		URL:           s.baseURL,
 	}
 	if s.conn.Spec.Verify == nil {

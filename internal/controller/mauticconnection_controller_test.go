@@ -39,7 +39,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	g.Expect(string(secret.Data[authv1alpha1.URLKey])).To(Equal(e.Mautic.URL()), "url is normalised: no trailing slash")
 	g.Expect(string(secret.Data[authv1alpha1.ExpiresAtKey])).To(Equal(conn.Status.ExpiresAt.UTC().Format(time.RFC3339)))
 	g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue))
-	g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ConnectionLabel, connectionName))
+	g.Expect(secret.Labels).To(HaveKeyWithValue(authv1alpha1.ConnectionLabel, testenv.ConnectionName))
 	g.Expect(secret.Labels).To(HaveKeyWithValue("team", "growth"))
 	g.Expect(secret.Annotations).To(HaveKeyWithValue("reloader/match", "true"))
 	g.Expect(metav1.IsControlledBy(secret, conn)).To(BeTrue(), "owner reference to the connection")
@@ -47,7 +47,7 @@ func TestClientCredentialsBecomeReadyWithAWorkingToken(t *testing.T) {
 	lifetime := conn.Status.ExpiresAt.Sub(conn.Status.LastRefreshTime.Time)
 	g.Expect(lifetime).To(BeNumerically("~", 45*time.Minute, 2*time.Second))
 	g.Expect(conn.Status.RenewAt.Time).To(BeTemporally("<", conn.Status.ExpiresAt.Time))
-	g.Expect(conn.Status.TokenSecretName).To(Equal(tokenSecretName))
+	g.Expect(conn.Status.TokenSecretName).To(Equal(testenv.TokenSecretName))
 	g.Expect(conn.Status.MauticVersion).To(Equal(mautictest.DefaultMauticVersion))
 	g.Expect(condition(conn, authv1alpha1.StalledCondition)).To(BeNil())
 	g.Expect(condition(conn, authv1alpha1.ReconcilingCondition)).To(BeNil())
@@ -90,8 +90,7 @@ func TestRestartWithValidTokensMakesNoTokenRequests(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 	_, before := e.waitReady(authv1alpha1.TokenValidReason)
 	g.Expect(e.Mautic.TokenRequests()).To(Equal(1))
 
@@ -112,8 +111,7 @@ func TestChangedCredentialsPublishANewToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 	_, before := e.waitReady(authv1alpha1.TokenValidReason)
 
 	e.App.Secret = "rotated-" + testenv.RandomSuffix()
@@ -134,8 +132,7 @@ func TestTokenSecretIsRepairedWithoutANewToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 	_, original := e.waitReady(authv1alpha1.TokenValidReason)
 	restored := func(g Gomega) {
 		secret := e.tokenSecret()
@@ -200,8 +197,7 @@ func TestConfigurationErrorsStallWithoutRetrying(t *testing.T) {
 			g := NewWithT(t)
 			e := newEnv(t)
 			tc.break_(e)
-			e.createCredentials(e.clientCredentials())
-			e.createConnection(e.newConnection())
+			e.createClientCredentialsConnection()
 
 			conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, tc.reason)
 			g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(tc.message))
@@ -231,8 +227,7 @@ func TestTransientErrorsKeepTheValidTokenPublished(t *testing.T) {
 			e := newEnv(t)
 			e.Mautic.SetAccessTokenLifetime(8 * time.Second)
 			e.Mautic.SetSlowDelay(3 * time.Second) // longer than the client's 1s timeout
-			e.createCredentials(e.clientCredentials())
-			e.createConnection(e.newConnection())
+			e.createClientCredentialsConnection()
 			_, published := e.waitReady(authv1alpha1.TokenValidReason)
 			e.Mautic.InjectFault(fault, -1)
 
@@ -270,12 +265,12 @@ func TestMissingCredentialsNameTheFixAndRecover(t *testing.T) {
 	e.createConnection(e.newConnection())
 
 	conn := e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CredentialsSecretNotFoundReason)
-	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(e.Namespace + "/" + credentialsName))
+	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(ContainSubstring(e.Namespace + "/" + testenv.CredentialsName))
 
 	e.createCredentials(map[string]string{authv1alpha1.ClientIDKey: e.App.ID})
 	conn = e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CredentialsKeyMissingReason)
 	g.Expect(condition(conn, authv1alpha1.StalledCondition).Message).To(
-		And(ContainSubstring(e.Namespace+"/"+credentialsName), ContainSubstring("has no client_secret")))
+		And(ContainSubstring(e.Namespace+"/"+testenv.CredentialsName), ContainSubstring("has no client_secret")))
 
 	e.updateCredentials(e.clientCredentials())
 	e.waitReady(authv1alpha1.TokenValidReason)
@@ -338,8 +333,7 @@ func TestRefreshRequestedByAnnotation(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 	_, before := e.waitReady(authv1alpha1.TokenValidReason)
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) {
@@ -358,8 +352,7 @@ func TestSuspendStopsRefreshes(t *testing.T) {
 	g := NewWithT(t)
 	e := newEnv(t)
 	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 	e.waitReady(authv1alpha1.TokenValidReason)
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) { c.Spec.Suspend = true })
@@ -380,11 +373,10 @@ func TestForeignTokenSecretIsNotOverwritten(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: tokenSecretName, Namespace: e.Namespace},
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: testenv.TokenSecretName, Namespace: e.Namespace},
 		StringData: map[string]string{"precious": "data"}}
 	g.Expect(k8sClient.Create(e.Ctx, foreign)).To(Succeed())
-	e.createCredentials(e.clientCredentials())
-	e.createConnection(e.newConnection())
+	e.createClientCredentialsConnection()
 
 	e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.TokenSecretConflictReason)
 	g.Expect(string(e.tokenSecret().Data["precious"])).To(Equal("data"))

@@ -121,7 +121,7 @@ func readyCondition(s *scope) (metav1.ConditionStatus, string, string) {
 		return metav1.ConditionFalse, failure.reason, failure.message
 	case current.valid(s.now):
 		message := fmt.Sprintf("%s; next refresh at %s", capitalised(validityPhrase(current)), formatTime(s.renewAt))
-		if current.TokenType == tokenTypeBasic {
+		if current.TokenType == authv1alpha1.TokenTypeBasic {
 			message = fmt.Sprintf("Credentials verified at %s; next check at %s", formatTime(current.IssuedAt), formatTime(s.renewAt))
 		}
 		if lifetime := current.ExpiresAt.Sub(current.IssuedAt); !current.ExpiresAt.IsZero() && lifetime < s.minTokenInterval {
@@ -172,7 +172,7 @@ func setObservedGeneration(conn *authv1alpha1.MauticConnection, clean bool) {
 
 // readyReason is the Ready reason for a valid token of t's kind.
 func readyReason(t *issuedToken) string {
-	if t.TokenType == tokenTypeBasic {
+	if t.TokenType == authv1alpha1.TokenTypeBasic {
 		return authv1alpha1.CredentialsVerifiedReason
 	}
 	return authv1alpha1.TokenValidReason

@@ -27,16 +27,11 @@ import (
 
 // The benchmarks in this file measure the steady state of a running (or restarted) manager: a
 // connection whose published token is valid, which every reconcile only reads. They need no API
-// server, but the package's TestMain starts one, so run them with KUBEBUILDER_ASSETS set (see
-// hack/bench.sh).
+// server: the package's control plane starts only for the tests that ask for one (internal/testenv).
 
-const (
-	benchNamespace   = "sales"
-	benchConnection  = "crm"
-	benchUID         = "0f8fad5b-d9cb-469f-a165-70867728950e"
-	benchCredentials = "mautic-api"
-	benchSiteURL     = "https://mautic.example.com"
-)
+// benchUID is the benchmarked connection's UID (it sets the renewal's jitter); its names are the
+// fixtures' (secrets_test.go).
+const benchUID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 // benchNow is the fake clock's time: ten minutes into the life of the published one hour token.
 var benchNow = time.Date(2025, 3, 1, 12, 10, 0, 0, time.UTC)
@@ -71,14 +66,14 @@ type benchWorld struct {
 func newBenchWorld(b *testing.B) benchWorld {
 	b.Helper()
 	conn := &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: benchConnection, Namespace: benchNamespace, UID: benchUID, Generation: 1},
+		ObjectMeta: metav1.ObjectMeta{Name: testConnectionName, Namespace: testNamespace, UID: benchUID, Generation: 1},
 		Spec: authv1alpha1.MauticConnectionSpec{
-			URL:                  benchSiteURL,
-			CredentialsSecretRef: authv1alpha1.SecretReference{Name: benchCredentials},
+			URL:                  testSiteURL,
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: testCredentialsName},
 		},
 	}
 	credentialsSecret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: benchCredentials, Namespace: benchNamespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testCredentialsName, Namespace: testNamespace},
 		Data: map[string][]byte{
 			authv1alpha1.ClientIDKey:     []byte("1_3bcbxd9e24g0gk4swg0kwgcwg4o8k8g4g888kwc44gcc0gwwk4"),
 			authv1alpha1.ClientSecretKey: []byte("4ok2x70rlfokc8g0wws8c8kwcokw80k44sg48goc0ok4w0so0k"),
@@ -102,7 +97,7 @@ func newBenchWorld(b *testing.B) benchWorld {
 		},
 		AccessToken:   "NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2",
 		Authorization: mautic.BearerAuthorization("NzQ3ZjM1ZTc0YjYwYjM0YTExZDQ1OGQ4ZjE5YjYxYjM2"),
-		TokenType:     tokenTypeBearer,
+		TokenType:     authv1alpha1.TokenTypeBearer,
 		URL:           baseURL,
 	}
 	return benchWorld{
@@ -363,7 +358,7 @@ func BenchmarkKeepOnlyIdentity(b *testing.B) {
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
 			Name:              "tls-wildcard",
-			Namespace:         benchNamespace,
+			Namespace:         testNamespace,
 			UID:               "7c9e6679-7425-40de-944b-e07fc1f90ae7",
 			ResourceVersion:   "184467",
 			CreationTimestamp: metav1.NewTime(benchNow.Add(-30 * 24 * time.Hour)),

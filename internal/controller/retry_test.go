@@ -13,7 +13,7 @@ func TestConfigurationRetriesBackOffAndStartAgainOnChange(t *testing.T) {
 	g := NewWithT(t)
 	var retries configurationRetries
 	key := types.NamespacedName{Namespace: "shop", Name: "crm"}
-	var delays []time.Duration
+	delays := make([]time.Duration, 0, 9)
 	for range 9 {
 		delays = append(delays, retries.next(key, "generation 1", 45*time.Second))
 	}

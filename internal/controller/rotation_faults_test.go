@@ -20,6 +20,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 	"github.com/mautic-operator/mautic-operator/internal/refreshstate"
+	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
 // restartManager stops the test's manager (as SIGTERM does: its context ends, and claimed refreshes
@@ -59,7 +60,7 @@ func (o *persistOutage) RoundTrip(req *http.Request) (*http.Response, error) {
 				Header: http.Header{"Content-Type": {"application/json"}},
 				Body: io.NopCloser(strings.NewReader(`{"kind":"Status","apiVersion":"v1","status":"Failure",` +
 					`"message":"the API server is down","reason":"ServiceUnavailable","code":503}`)),
-			}, nil
+			}, nil //nolint:nilerr // an unreadable body is not a claim: it fails like the outage it plays
 		}
 	}
 	return o.forward.RoundTrip(req)
@@ -82,7 +83,7 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 	g := NewWithT(t)
 	e := newAuthorizationCodeEnv(t, 3*time.Second)
 	pendingDir := t.TempDir()
-	outage := &persistOutage{path: "/api/v1/namespaces/" + e.Namespace + "/secrets/" + connectionName + authv1alpha1.StateSecretSuffix}
+	outage := &persistOutage{path: "/api/v1/namespaces/" + e.Namespace + "/secrets/" + testenv.ConnectionName + authv1alpha1.StateSecretSuffix}
 	wrap := func(next http.RoundTripper) http.RoundTripper { outage.forward = next; return outage }
 	withPendingDir := func(o *operator.Options) { o.PendingDir = pendingDir }
 	e.restartManager(wrap, withPendingDir)
@@ -94,7 +95,7 @@ func TestRotationPersistFailsThenTheManagerRestarts(t *testing.T) {
 		Should(BeNumerically(">", refreshes))
 	g.Eventually(func() []string {
 		files, _ := os.ReadDir(pendingDir)
-		names := []string{}
+		names := make([]string, 0, len(files))
 		for _, f := range files {
 			names = append(names, f.Name())
 		}

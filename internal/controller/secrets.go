@@ -17,27 +17,6 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
 
-// Annotations the operator keeps on the token Secret so that it can trust what it finds there
-// after a restart without asking Mautic for a new token. They hold hashes and times, never secrets.
-const (
-	issuedAtAnnotation        = authv1alpha1.TokenIssuedAtAnnotation
-	credentialsHashAnnotation = "auth.mautic-operator.dev/credentials-hash"
-	connectionHashAnnotation  = "auth.mautic-operator.dev/connection-hash"
-	tokenHashAnnotation       = "auth.mautic-operator.dev/token-hash"
-	refreshRequestAnnotation  = "auth.mautic-operator.dev/refresh-request"
-	appliedHashAnnotation     = "auth.mautic-operator.dev/applied-hash"
-	// secretVersionsAnnotation records the UIDs and resourceVersions of the credentials and CA
-	// Secrets the token was obtained with: while the metadata watch shows the same, a restarted
-	// manager trusts the token without reading those Secrets.
-	secretVersionsAnnotation = "auth.mautic-operator.dev/secret-versions"
-)
-
-// Token types written to the token Secret's token_type key.
-const (
-	tokenTypeBearer = "bearer"
-	tokenTypeBasic  = "basic"
-)
-
 // issuedToken is a token the operator obtained and publishes: the Secret's content plus the facts
 // the refresh policy needs.
 type issuedToken struct {
@@ -46,7 +25,7 @@ type issuedToken struct {
 	AccessToken string
 	// Authorization is the full Authorization header value.
 	Authorization string
-	// TokenType is tokenTypeBearer or tokenTypeBasic.
+	// TokenType is authv1alpha1.TokenTypeBearer or authv1alpha1.TokenTypeBasic.
 	TokenType string
 	// URL is the normalised Mautic base URL.
 	URL string
@@ -115,15 +94,15 @@ func tokenSecretAnnotations(conn *authv1alpha1.MauticConnection, t *issuedToken)
 			}
 		}
 	}
-	annotations[issuedAtAnnotation] = t.IssuedAt.UTC().Format(time.RFC3339Nano)
-	annotations[credentialsHashAnnotation] = t.CredentialsHash
-	annotations[connectionHashAnnotation] = t.ConnectionHash
-	annotations[tokenHashAnnotation] = tokenHash(tokenSecretData(t))
+	annotations[authv1alpha1.TokenIssuedAtAnnotation] = t.IssuedAt.UTC().Format(time.RFC3339Nano)
+	annotations[authv1alpha1.CredentialsHashAnnotation] = t.CredentialsHash
+	annotations[authv1alpha1.ConnectionHashAnnotation] = t.ConnectionHash
+	annotations[authv1alpha1.TokenHashAnnotation] = tokenHash(tokenSecretData(t))
 	if t.RefreshRequest != "" {
-		annotations[refreshRequestAnnotation] = t.RefreshRequest
+		annotations[authv1alpha1.RefreshRequestAnnotation] = t.RefreshRequest
 	}
 	if t.SecretVersions != "" {
-		annotations[secretVersionsAnnotation] = t.SecretVersions
+		annotations[authv1alpha1.SecretVersionsAnnotation] = t.SecretVersions
 	}
 	return annotations
 }
@@ -143,20 +122,26 @@ func tokenSecretApply(conn *authv1alpha1.MauticConnection, t *issuedToken) *core
 	data := tokenSecretData(t)
 	labels := tokenSecretLabels(conn)
 	annotations := tokenSecretAnnotations(conn, t)
-	annotations[appliedHashAnnotation] = appliedHash(data, labels, annotations)
+	annotations[authv1alpha1.AppliedHashAnnotation] = appliedHash(data, labels, annotations)
 
 	return corev1ac.Secret(conn.TokenSecretName(), conn.Namespace).
 		WithType(corev1.SecretTypeOpaque).
 		WithLabels(labels).
 		WithAnnotations(annotations).
 		WithData(data).
-		WithOwnerReferences(metav1ac.OwnerReference().
-			WithAPIVersion(authv1alpha1.GroupVersion.String()).
-			WithKind("MauticConnection").
-			WithName(conn.Name).
-			WithUID(conn.UID).
-			WithController(true).
-			WithBlockOwnerDeletion(true))
+		WithOwnerReferences(ownerReferenceApply(conn.ControllerReference()))
+}
+
+// ownerReferenceApply turns an owner reference into its apply configuration.
+func ownerReferenceApply(ref *metav1.OwnerReference) *metav1ac.OwnerReferenceApplyConfiguration {
+	apply := metav1ac.OwnerReference().WithAPIVersion(ref.APIVersion).WithKind(ref.Kind).WithName(ref.Name).WithUID(ref.UID)
+	if ref.Controller != nil {
+		apply.WithController(*ref.Controller)
+	}
+	if ref.BlockOwnerDeletion != nil {
+		apply.WithBlockOwnerDeletion(*ref.BlockOwnerDeletion)
+	}
+	return apply
 }
 
 // appliedHash digests what the operator applies to the token Secret (JSON encodes maps in key order).
@@ -175,7 +160,7 @@ func tokenSecretCurrent(live *corev1.Secret, conn *authv1alpha1.MauticConnection
 	labels := tokenSecretLabels(conn)
 	annotations := tokenSecretAnnotations(conn, t)
 	want := appliedHash(data, labels, annotations)
-	if live.Annotations[appliedHashAnnotation] != want || !tokenDataEqual(live, t) {
+	if live.Annotations[authv1alpha1.AppliedHashAnnotation] != want || !tokenDataEqual(live, t) {
 		return false
 	}
 	for k, v := range labels {
@@ -200,28 +185,28 @@ func issuedFromSecret(live *corev1.Secret) *issuedToken {
 	}
 	annotations := live.Annotations
 	authorization := string(live.Data[authv1alpha1.AuthorizationKey])
-	if authorization == "" || annotations[tokenHashAnnotation] != tokenHash(live.Data) {
+	if authorization == "" || annotations[authv1alpha1.TokenHashAnnotation] != tokenHash(live.Data) {
 		return nil
 	}
-	issuedAt, err := time.Parse(time.RFC3339Nano, annotations[issuedAtAnnotation])
+	issuedAt, err := time.Parse(time.RFC3339Nano, annotations[authv1alpha1.TokenIssuedAtAnnotation])
 	if err != nil {
 		return nil
 	}
 	t := &issuedToken{
 		Issued: token.Issued{
 			IssuedAt:        issuedAt,
-			CredentialsHash: annotations[credentialsHashAnnotation],
-			ConnectionHash:  annotations[connectionHashAnnotation],
+			CredentialsHash: annotations[authv1alpha1.CredentialsHashAnnotation],
+			ConnectionHash:  annotations[authv1alpha1.ConnectionHashAnnotation],
 		},
 		AccessToken:    string(live.Data[authv1alpha1.AccessTokenKey]),
 		Authorization:  authorization,
 		TokenType:      string(live.Data[authv1alpha1.TokenTypeKey]),
 		URL:            string(live.Data[authv1alpha1.URLKey]),
-		RefreshRequest: annotations[refreshRequestAnnotation],
-		SecretVersions: annotations[secretVersionsAnnotation],
+		RefreshRequest: annotations[authv1alpha1.RefreshRequestAnnotation],
+		SecretVersions: annotations[authv1alpha1.SecretVersionsAnnotation],
 	}
 	switch t.TokenType {
-	case tokenTypeBearer:
+	case authv1alpha1.TokenTypeBearer:
 		if t.AccessToken == "" || authorization != "Bearer "+t.AccessToken {
 			return nil
 		}
@@ -230,7 +215,7 @@ func issuedFromSecret(live *corev1.Secret) *issuedToken {
 			return nil
 		}
 		t.ExpiresAt = expiresAt
-	case tokenTypeBasic:
+	case authv1alpha1.TokenTypeBasic:
 	default:
 		return nil
 	}

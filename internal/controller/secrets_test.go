@@ -59,7 +59,7 @@ func bearerToken(issuedAt time.Time, lifetime time.Duration) *issuedToken {
 		},
 		AccessToken:   testAccessToken,
 		Authorization: "Bearer " + testAccessToken,
-		TokenType:     tokenTypeBearer,
+		TokenType:     authv1alpha1.TokenTypeBearer,
 		URL:           testSiteURL,
 	}
 }
@@ -73,7 +73,7 @@ func basicToken(verifiedAt time.Time) *issuedToken {
 			ConnectionHash:  hashOf("connection"),
 		},
 		Authorization: testBasicAuthorization,
-		TokenType:     tokenTypeBasic,
+		TokenType:     authv1alpha1.TokenTypeBasic,
 		URL:           testSiteURL,
 	}
 }
@@ -132,8 +132,8 @@ func TestTokenSecretApplyShape(t *testing.T) {
 	g.Expect(*owner.UID).To(BeEquivalentTo(testConnectionUID))
 	g.Expect(*owner.Controller).To(BeTrue())
 	g.Expect(*owner.BlockOwnerDeletion).To(BeTrue())
-	g.Expect(apply.Annotations).To(HaveKeyWithValue(tokenHashAnnotation, tokenHash(tokenSecretData(tok))))
-	g.Expect(apply.Annotations).To(HaveKey(appliedHashAnnotation))
+	g.Expect(apply.Annotations).To(HaveKeyWithValue(authv1alpha1.TokenHashAnnotation, tokenHash(tokenSecretData(tok))))
+	g.Expect(apply.Annotations).To(HaveKey(authv1alpha1.AppliedHashAnnotation))
 	for key, value := range apply.Annotations {
 		g.Expect(value).NotTo(ContainSubstring(testAccessToken), "annotation %s holds the token", key)
 	}
@@ -200,14 +200,14 @@ func TestIssuedFromSecretRejectsEditedSecrets(t *testing.T) {
 			s.Data[authv1alpha1.AuthorizationKey] = []byte("Basic b3RoZXI6dXNlcg==")
 		}},
 		{"token-hash edited", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
-			s.Annotations[tokenHashAnnotation] = hashOf("something else")
+			s.Annotations[authv1alpha1.TokenHashAnnotation] = hashOf("something else")
 		}},
 		{"token-hash removed", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
-			delete(s.Annotations, tokenHashAnnotation)
+			delete(s.Annotations, authv1alpha1.TokenHashAnnotation)
 		}},
 		{"authorization and token-hash edited together, access_token not", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
 			s.Data[authv1alpha1.AuthorizationKey] = []byte("Bearer forged")
-			s.Annotations[tokenHashAnnotation] = hashOf("Bearer forged")
+			s.Annotations[authv1alpha1.TokenHashAnnotation] = hashOf("Bearer forged")
 		}},
 		{"expires_at moved to the future", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
 			s.Data[authv1alpha1.ExpiresAtKey] = []byte("2030-01-01T00:00:00Z")
@@ -240,10 +240,10 @@ func TestIssuedFromSecretRejectsEditedSecrets(t *testing.T) {
 			delete(s.Data, authv1alpha1.TokenTypeKey)
 		}},
 		{"issued-at removed", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
-			delete(s.Annotations, issuedAtAnnotation)
+			delete(s.Annotations, authv1alpha1.TokenIssuedAtAnnotation)
 		}},
 		{"issued-at not a time", basicToken(testIssuedAt), func(s *corev1.Secret) {
-			s.Annotations[issuedAtAnnotation] = "yesterday"
+			s.Annotations[authv1alpha1.TokenIssuedAtAnnotation] = "yesterday"
 		}},
 		{"all annotations stripped", bearerToken(testIssuedAt, time.Hour), func(s *corev1.Secret) {
 			s.Annotations = nil
@@ -288,20 +288,20 @@ func TestTokenSecretData(t *testing.T) {
 		{"bearer", bearerToken(testIssuedAt, time.Hour), map[string]string{
 			authv1alpha1.AuthorizationKey: "Bearer " + testAccessToken,
 			authv1alpha1.AccessTokenKey:   testAccessToken,
-			authv1alpha1.TokenTypeKey:     tokenTypeBearer,
+			authv1alpha1.TokenTypeKey:     authv1alpha1.TokenTypeBearer,
 			authv1alpha1.ExpiresAtKey:     "2025-03-01T13:00:00Z",
 			authv1alpha1.URLKey:           testSiteURL,
 		}},
 		{"bearer expiring in another zone", inBerlin, map[string]string{
 			authv1alpha1.AuthorizationKey: "Bearer " + testAccessToken,
 			authv1alpha1.AccessTokenKey:   testAccessToken,
-			authv1alpha1.TokenTypeKey:     tokenTypeBearer,
+			authv1alpha1.TokenTypeKey:     authv1alpha1.TokenTypeBearer,
 			authv1alpha1.ExpiresAtKey:     "2025-03-01T13:00:00Z",
 			authv1alpha1.URLKey:           testSiteURL,
 		}},
 		{"basic has no access_token or expires_at", basicToken(testIssuedAt), map[string]string{
 			authv1alpha1.AuthorizationKey: testBasicAuthorization,
-			authv1alpha1.TokenTypeKey:     tokenTypeBasic,
+			authv1alpha1.TokenTypeKey:     authv1alpha1.TokenTypeBasic,
 			authv1alpha1.URLKey:           testSiteURL,
 		}},
 	}
@@ -335,11 +335,11 @@ func TestTokenSecretLabelsKeepTheOperatorsOwn(t *testing.T) {
 			"team":                       "growth",
 		},
 		map[string]string{
-			issuedAtAnnotation:            "2000-01-01T00:00:00Z",
-			credentialsHashAnnotation:     "forged",
-			connectionHashAnnotation:      "forged",
-			tokenHashAnnotation:           "forged",
-			"reloader.stakater.com/match": "true",
+			authv1alpha1.TokenIssuedAtAnnotation:   "2000-01-01T00:00:00Z",
+			authv1alpha1.CredentialsHashAnnotation: "forged",
+			authv1alpha1.ConnectionHashAnnotation:  "forged",
+			authv1alpha1.TokenHashAnnotation:       "forged",
+			"reloader.stakater.com/match":          "true",
 		})
 	tok := bearerToken(testIssuedAt, time.Hour)
 
@@ -351,10 +351,10 @@ func TestTokenSecretLabelsKeepTheOperatorsOwn(t *testing.T) {
 		"team":                       "growth",
 	}))
 	g.Expect(apply.Annotations).To(HaveKeyWithValue("reloader.stakater.com/match", "true"))
-	g.Expect(apply.Annotations).To(HaveKeyWithValue(issuedAtAnnotation, "2025-03-01T12:00:00Z"))
-	g.Expect(apply.Annotations).To(HaveKeyWithValue(credentialsHashAnnotation, tok.CredentialsHash))
-	g.Expect(apply.Annotations).To(HaveKeyWithValue(connectionHashAnnotation, tok.ConnectionHash))
-	g.Expect(apply.Annotations).To(HaveKeyWithValue(tokenHashAnnotation, tokenHash(tokenSecretData(tok))))
+	g.Expect(apply.Annotations).To(HaveKeyWithValue(authv1alpha1.TokenIssuedAtAnnotation, "2025-03-01T12:00:00Z"))
+	g.Expect(apply.Annotations).To(HaveKeyWithValue(authv1alpha1.CredentialsHashAnnotation, tok.CredentialsHash))
+	g.Expect(apply.Annotations).To(HaveKeyWithValue(authv1alpha1.ConnectionHashAnnotation, tok.ConnectionHash))
+	g.Expect(apply.Annotations).To(HaveKeyWithValue(authv1alpha1.TokenHashAnnotation, tokenHash(tokenSecretData(tok))))
 	g.Expect(labelsSelectorManaged().Matches(labels.Set(apply.Labels))).To(BeTrue())
 	// The Secret the template produced is still one the operator trusts and considers current.
 	secret := secretFromApply(apply)
@@ -411,7 +411,9 @@ func TestTokenSecretCurrent(t *testing.T) {
 				delete(s.Annotations, "reloader.stakater.com/match")
 			}, false},
 		{"applied-hash removed", testConnection, bearerToken(testIssuedAt, time.Hour),
-			func(s *corev1.Secret, _ *authv1alpha1.MauticConnection) { delete(s.Annotations, appliedHashAnnotation) }, false},
+			func(s *corev1.Secret, _ *authv1alpha1.MauticConnection) {
+				delete(s.Annotations, authv1alpha1.AppliedHashAnnotation)
+			}, false},
 		{"owner reference removed", testConnection, bearerToken(testIssuedAt, time.Hour),
 			func(s *corev1.Secret, _ *authv1alpha1.MauticConnection) { s.OwnerReferences = nil }, false},
 		{"owner reference no longer the controller", testConnection, bearerToken(testIssuedAt, time.Hour),
@@ -547,12 +549,12 @@ func TestTemplateCannotSetTheOperatorsAnnotations(t *testing.T) {
 	g := NewWithT(t)
 	conn := testConnection()
 	conn.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{Template: &authv1alpha1.SecretTemplate{
-		Annotations: map[string]string{appliedHashAnnotation: "x", tokenHashAnnotation: "y", "team/owner": "growth"},
+		Annotations: map[string]string{authv1alpha1.AppliedHashAnnotation: "x", authv1alpha1.TokenHashAnnotation: "y", "team/owner": "growth"},
 	}}
 	tok := bearerToken(testIssuedAt, time.Hour)
 	secret := publishedSecret(conn, tok)
 	g.Expect(secret.Annotations).To(HaveKeyWithValue("team/owner", "growth"))
-	g.Expect(secret.Annotations[appliedHashAnnotation]).NotTo(Equal("x"))
+	g.Expect(secret.Annotations[authv1alpha1.AppliedHashAnnotation]).NotTo(Equal("x"))
 	g.Expect(tokenSecretCurrent(secret, conn, tok)).To(BeTrue(), "a freshly published Secret is current")
 	g.Expect(issuedFromSecret(secret)).NotTo(BeNil())
 }

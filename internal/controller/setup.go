@@ -129,7 +129,7 @@ func trimUnmanagedSecret(in any) (any, error) {
 // controlledByConnection reports whether a MauticConnection is the controller of secret.
 func controlledByConnection(secret *corev1.Secret) bool {
 	owner := metav1.GetControllerOf(secret)
-	return owner != nil && owner.Kind == "MauticConnection" && owner.APIVersion == authv1alpha1.GroupVersion.String()
+	return owner != nil && owner.Kind == authv1alpha1.Kind && owner.APIVersion == authv1alpha1.GroupVersion.String()
 }
 
 // secretBytes is the size of a Secret's data and annotations.

@@ -19,10 +19,10 @@ import (
 // validConnection is a connection every validation rule accepts.
 func validConnection(ns string) *authv1alpha1.MauticConnection {
 	return &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.ConnectionName, Namespace: ns},
 		Spec: authv1alpha1.MauticConnectionSpec{
 			URL:                  "https://mautic.example.com",
-			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: testenv.CredentialsName},
 		},
 	}
 }
@@ -77,7 +77,7 @@ func TestCRDValidationRules(t *testing.T) {
 			c.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{Name: c.Name + authv1alpha1.StateSecretSuffix}
 		}, wantMessage: "spec.tokenSecret.name must not be <metadata.name>-oauth-state"},
 		{name: "token Secret named as the credentials Secret", mutate: func(c *authv1alpha1.MauticConnection) {
-			c.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{Name: credentialsName}
+			c.Spec.TokenSecret = &authv1alpha1.TokenSecretSpec{Name: testenv.CredentialsName}
 		}, wantMessage: "the token Secret (spec.tokenSecret.name, default <metadata.name>-token) must not be the credentials Secret"},
 		{name: "default token Secret name is the credentials Secret", mutate: func(c *authv1alpha1.MauticConnection) {
 			c.Spec.CredentialsSecretRef.Name = c.Name + "-token"

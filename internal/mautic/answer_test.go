@@ -388,8 +388,7 @@ func TestTokenFractionalExpiresInFault(t *testing.T) {
 // client with short timeouts.
 func refreshServer(t *testing.T) (*mautictest.Server, mautictest.ClientApp, Client) {
 	t.Helper()
-	s := mautictest.NewServer()
-	t.Cleanup(s.Close)
+	s := mautictest.NewServerFor(t)
 	return s, s.NewClient("cli", false), New(fastOptions())
 }
 
@@ -427,7 +426,7 @@ func TestTokenUnusableAnswerFaults(t *testing.T) {
 		g.Expect(unusable.ContentType).To(HavePrefix("text/plain"))
 		recovered := unusable.RefreshToken
 		g.Expect(recovered).NotTo(BeEmpty())
-		g.Expect(recovered != seeded).To(BeTrue(), "the server rotated the refresh token")
+		g.Expect(recovered).NotTo(Equal(seeded), "the server rotated the refresh token")
 		g.Expect(IsAmbiguous(err)).To(BeFalse())
 		g.Expect(Classify(err)).To(Equal(ClassTransient))
 		expectNoSecrets(g, err, seeded, recovered, app.Secret)
@@ -470,8 +469,7 @@ func TestTokenAmbiguousFaults(t *testing.T) {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			s.SetSlowDelay(time.Hour)
 			app := s.NewClient("cli", false)
 			opts := fastOptions()

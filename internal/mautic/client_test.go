@@ -80,8 +80,7 @@ func expectNoSecrets(g Gomega, err error, secrets ...string) {
 func TestTokenClientCredentials(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 
 	tok, err := New(fastOptions()).Token(context.Background(), ccRequest(s, app))
@@ -181,8 +180,7 @@ func TestTokenErrorAnswers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app, noCC := s.NewClient("crm", true), s.NewClient("browser", false)
 			req := tc.request(s, app, noCC)
 			_, err := New(fastOptions()).Token(context.Background(), req)
@@ -207,8 +205,7 @@ func TestTokenErrorAnswers(t *testing.T) {
 func TestTokenErrorMessage(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	req := ccRequest(s, s.NewClient("crm", true))
 	req.ClientSecret = "wrong"
 	_, err := New(fastOptions()).Token(context.Background(), req)
@@ -218,8 +215,7 @@ func TestTokenErrorMessage(t *testing.T) {
 func TestTokenRFC6749Errors(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	s.SetRFC6749Errors(true)
 	req := ccRequest(s, s.NewClient("crm", true))
 	req.ClientSecret = "wrong"
@@ -390,8 +386,7 @@ func TestTokenFaults(t *testing.T) {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app := s.NewClient("crm", true)
 			s.InjectFault(tc.fault, 1)
 			c := New(fastOptions())
@@ -408,8 +403,7 @@ func TestTokenFaults(t *testing.T) {
 func TestTokenTimeout(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	s.SetSlowDelay(time.Hour)
 	s.InjectFault(mautictest.FaultSlow, 1)
@@ -474,8 +468,7 @@ func TestTokenRefreshRotation(t *testing.T) {
 func TestTokenAuthorizationCode(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	const redirect = "http://127.0.0.1:8085/callback"
 	app := s.NewClient("cli", false)
 	code := s.IssueAuthorizationCode(app.ID, redirect)
@@ -530,8 +523,7 @@ func TestTokenRequestValidation(t *testing.T) {
 func TestIndexPHPBaseURL(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	c := New(fastOptions())
 	req := ccRequest(s, app)
@@ -631,8 +623,7 @@ func TestVerify(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			s.SetMauticVersion("6.0.1")
 			c := New(fastOptions())
 			tok, err := c.Token(context.Background(), ccRequest(s, s.NewClient("crm", true)))
@@ -661,8 +652,7 @@ func TestVerify(t *testing.T) {
 func TestVerifyRedirectIsNotFollowed(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	_, err := New(fastOptions()).Verify(context.Background(), VerifyRequest{
 		Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Path: "/s/dashboard", Authorization: BearerAuthorization("t"),
 	})
@@ -704,8 +694,7 @@ func TestCACert(t *testing.T) {
 func TestObserve(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	type observation struct {
 		op     Op
@@ -742,8 +731,7 @@ func TestObserve(t *testing.T) {
 func TestConcurrentTokens(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	tlsServer := mautictest.NewTLSServer()
 	defer tlsServer.Close()
 	app, tlsApp := s.NewClient("crm", true), tlsServer.NewClient("crm", true)
@@ -855,8 +843,7 @@ func TestPlainHTTPNeedsAllowInsecureHTTP(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app := s.NewClient("crm", true)
 			site := Site{BaseURL: tc.baseURL(s.URL()), AllowInsecureHTTP: tc.allow}
 			c := New(fastOptions())

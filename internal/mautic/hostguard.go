@@ -232,7 +232,7 @@ func (g *hostGuard) sweepLocked(now time.Time) {
 	}
 	g.lastSweep = now
 	for key, h := range g.hosts {
-		if h.inFlight == 0 && !h.trial && now.Sub(h.lastUsed) >= hostIdleTTL && !(h.open && now.Before(h.openUntil)) &&
+		if h.inFlight == 0 && !h.trial && now.Sub(h.lastUsed) >= hostIdleTTL && (!h.open || !now.Before(h.openUntil)) &&
 			(h.limiter == nil || h.limiter.TokensAt(now) >= float64(h.limiter.Burst())) {
 			delete(g.hosts, key)
 		}

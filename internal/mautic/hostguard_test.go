@@ -34,14 +34,14 @@ func testGuard(opts Options) (*hostGuard, *clocktesting.FakeClock) {
 func expectBusy(g Gomega, guard *hostGuard, key, reason string, retryAfter time.Duration) {
 	release, busy := guard.acquire(key)
 	g.Expect(release).To(BeNil())
-	g.Expect(busy).NotTo(BeNil(), "acquire(%s) should be refused for %s", key, reason)
+	g.Expect(busy).To(HaveOccurred(), "acquire(%s) should be refused for %s", key, reason)
 	g.Expect(*busy).To(Equal(HostBusyError{Host: key, Reason: reason, RetryAfter: retryAfter}))
 }
 
 // mustAcquire acquires key and returns the release.
 func mustAcquire(g Gomega, guard *hostGuard, key string) func(outcome) {
 	release, busy := guard.acquire(key)
-	g.Expect(busy).To(BeNil())
+	g.Expect(busy).NotTo(HaveOccurred())
 	g.Expect(release).NotTo(BeNil())
 	return release
 }
@@ -198,7 +198,7 @@ func TestHostGuardEviction(t *testing.T) {
 	clock.Step(11 * time.Minute)
 	mustAcquire(g, slow, "other.example.com:443")(outcomeSuccess)
 	_, busy := slow.acquire("slow.example.com:443")
-	g.Expect(busy).NotTo(BeNil(), "the bucket was not refilled by an eviction")
+	g.Expect(busy).To(HaveOccurred(), "the bucket was not refilled by an eviction")
 	g.Expect(busy.RetryAfter).To(BeNumerically("~", 340*time.Second, time.Millisecond))
 }
 

@@ -145,7 +145,7 @@ func TestEchoedSecretsAreRedacted(t *testing.T) {
 		{
 			name: "message quoting the request as PHP JSON", grant: GrantRefreshToken,
 			answer: func(w http.ResponseWriter, r *http.Request, _ string) {
-				var parts []string
+				parts := make([]string, 0, 2)
 				for _, key := range []string{"client_secret", "refresh_token"} {
 					parts = append(parts, `"`+key+`":"`+phpJSON(r.PostForm.Get(key))+`"`)
 				}
@@ -430,51 +430,51 @@ func TestMautictestEchoIsRedacted(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
 		name    string
-		run     func(c Client, s *mautictest.Server, app mautictest.ClientApp) (error, []string)
+		run     func(c Client, s *mautictest.Server, app mautictest.ClientApp) ([]string, error)
 		errType string
 	}{
 		{
 			name: "wrong client secret", errType: "invalid_client",
-			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) (error, []string) {
+			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) ([]string, error) {
 				req := ccRequest(s, app)
 				req.ClientSecret = "wrong/secret+" + app.Secret
 				_, err := c.Token(context.Background(), req)
-				return err, []string{req.ClientSecret, app.Secret}
+				return []string{req.ClientSecret, app.Secret}, err
 			},
 		},
 		{
 			name: "spent refresh token", errType: "invalid_grant",
-			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) (error, []string) {
+			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) ([]string, error) {
 				req := refreshRequest(s, app, "spent/refresh+token")
 				_, err := c.Token(context.Background(), req)
-				return err, []string{req.RefreshToken, app.Secret}
+				return []string{req.RefreshToken, app.Secret}, err
 			},
 		},
 		{
 			name: "password grant", errType: "unauthorized_client",
-			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) (error, []string) {
+			run: func(c Client, s *mautictest.Server, app mautictest.ClientApp) ([]string, error) {
 				req := ccRequest(s, app)
 				req.Grant, req.Username, req.Password = GrantPassword, "admin", "hunter2 hunter2"
 				_, err := c.Token(context.Background(), req)
-				return err, []string{req.Password, app.Secret}
+				return []string{req.Password, app.Secret}, err
 			},
 		},
 		{
 			name: "forged bearer token", errType: "invalid_grant",
-			run: func(c Client, s *mautictest.Server, _ mautictest.ClientApp) (error, []string) {
+			run: func(c Client, s *mautictest.Server, _ mautictest.ClientApp) ([]string, error) {
 				_, err := c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true},
 					Authorization: BearerAuthorization("forged/token+1")})
-				return err, []string{"forged/token+1"}
+				return []string{"forged/token+1"}, err
 			},
 		},
 		{
 			name: "wrong basic password", errType: "access_denied",
-			run: func(c Client, s *mautictest.Server, _ mautictest.ClientApp) (error, []string) {
+			run: func(c Client, s *mautictest.Server, _ mautictest.ClientApp) ([]string, error) {
 				s.AddUser("api", "right")
 				s.SetBasicAuthEnabled(true)
 				authorization := BasicAuthorization("api", "wr0ng pass")
 				_, err := c.Verify(context.Background(), VerifyRequest{Site: Site{BaseURL: s.URL(), AllowInsecureHTTP: true}, Authorization: authorization})
-				return err, []string{"wr0ng pass", authorization, strings.TrimPrefix(authorization, "Basic ")}
+				return []string{"wr0ng pass", authorization, strings.TrimPrefix(authorization, "Basic ")}, err
 			},
 		},
 	}
@@ -482,10 +482,9 @@ func TestMautictestEchoIsRedacted(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			s.SetEchoRequests(true)
-			err, secrets := tc.run(New(fastOptions()), s, s.NewClient("crm", true))
+			secrets, err := tc.run(New(fastOptions()), s, s.NewClient("crm", true))
 			expectErrorType(tc.errType)(g, err)
 			g.Expect(err.Error()).To(ContainSubstring(" (request: "))
 			expectRedacted(g, err, secrets...)

@@ -162,8 +162,7 @@ func TestRecoveryChecksTheRefreshToken(t *testing.T) {
 func TestMautictestTokensPass(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("cli", false)
 	tok, err := New(fastOptions()).Token(context.Background(), refreshRequest(s, app, s.IssueRefreshToken(app.ID)))
 	g.Expect(err).NotTo(HaveOccurred())

@@ -138,8 +138,7 @@ func TestDialTimeCheck(t *testing.T) {
 func TestTypedErrorsSurviveHTTPClient(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	s.InjectFault(mautictest.FaultHTML, 1)
 	c := New(fastOptions()).(*client)
 	hc, err := c.httpClient(nil)
@@ -180,8 +179,7 @@ func TestTransportCache(t *testing.T) {
 func TestRateLimitDoesNotWait(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	fake := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := New(Options{RequestsPerSecond: 0.001, Burst: 1, Clock: fake})
@@ -213,8 +211,7 @@ func TestRateLimitDoesNotWait(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// Another host has its own bucket.
-	other := mautictest.NewServer()
-	defer other.Close()
+	other := mautictest.NewServerFor(t)
 	_, err = c.Token(context.Background(), ccRequest(other, other.NewClient("crm", true)))
 	g.Expect(err).NotTo(HaveOccurred())
 }

@@ -64,7 +64,7 @@ func Open(dir string) (*Store, error) {
 		if entry.IsDir() || !strings.HasSuffix(entry.Name(), fileSuffix) {
 			continue
 		}
-		data, err := os.ReadFile(filepath.Join(dir, entry.Name()))
+		data, err := os.ReadFile(filepath.Join(dir, entry.Name())) //nolint:gosec // a file of the store's own directory
 		if err != nil {
 			problems = append(problems, err)
 			continue
@@ -91,7 +91,7 @@ func (s *Store) Put(t Token) error {
 	if s.dir == "" {
 		return nil
 	}
-	data, err := json.Marshal(t)
+	data, err := json.Marshal(t) //nolint:gosec // keeping the refresh token on disk is the store's purpose
 	if err != nil {
 		return err
 	}

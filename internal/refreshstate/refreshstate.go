@@ -47,13 +47,23 @@ func New(conn *authv1alpha1.MauticConnection) *corev1.Secret {
 func SetRefreshToken(state *corev1.Secret, conn *authv1alpha1.MauticConnection, refreshToken string, issuedAt time.Time) {
 	metav1.SetMetaDataLabel(&state.ObjectMeta, authv1alpha1.ManagedByLabel, authv1alpha1.ManagedByValue)
 	metav1.SetMetaDataLabel(&state.ObjectMeta, authv1alpha1.ConnectionLabel, conn.Name)
-	state.OwnerReferences = []metav1.OwnerReference{*metav1.NewControllerRef(conn, authv1alpha1.GroupVersion.WithKind("MauticConnection"))}
+	state.OwnerReferences = []metav1.OwnerReference{*conn.ControllerReference()}
 	state.Data = map[string][]byte{authv1alpha1.RefreshTokenKey: []byte(refreshToken)}
 	state.StringData = nil
 	metav1.SetMetaDataAnnotation(&state.ObjectMeta, authv1alpha1.RefreshTokenIssuedAtAnnotation, issuedAt.UTC().Format(time.RFC3339Nano))
 	delete(state.Annotations, authv1alpha1.RefreshClaimAnnotation)
 	delete(state.Annotations, authv1alpha1.RejectedHashAnnotation)
 	delete(state.Annotations, authv1alpha1.AmbiguousRefreshAnnotation)
+}
+
+// SetAuthorized makes state hold refreshToken from a person's authorization at now (kubectl
+// mautic authorize): as SetRefreshToken builds it, with the authorized-at annotation, and with
+// seed (the credentials Secret's refresh_token, if any) recorded as used, since the
+// authorization supersedes it.
+func SetAuthorized(state *corev1.Secret, conn *authv1alpha1.MauticConnection, refreshToken, seed string, now time.Time) {
+	SetRefreshToken(state, conn, refreshToken, now)
+	SetSeedUsed(state, seed)
+	metav1.SetMetaDataAnnotation(&state.ObjectMeta, authv1alpha1.AuthorizedAtAnnotation, now.UTC().Format(time.RFC3339))
 }
 
 // RefreshToken returns the refresh token state holds; "" for a nil Secret or none.

@@ -3,8 +3,20 @@ package testenv
 import (
 	"context"
 
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+)
+
+// Names of the objects of a test that needs one connection: the MauticConnection, its credentials
+// Secret, and the token Secret the operator writes for it.
+const (
+	ConnectionName  = "crm"
+	CredentialsName = "mautic-api"
+	TokenSecretName = ConnectionName + authv1alpha1.TokenSecretSuffix
 )
 
 // Test is one test's world on its package's control plane: a namespace of its own, and a Mautic
@@ -15,6 +27,8 @@ type Test struct {
 	Ctx context.Context
 	// ControlPlane is the package's control plane.
 	ControlPlane *ControlPlane
+	// Client is the control plane's client (ControlPlane.Client), for the test's requests.
+	Client client.Client
 	// Namespace is the test's own namespace.
 	Namespace string
 	// Mautic is the test's Mautic test server.
@@ -30,7 +44,7 @@ type Test struct {
 func NewTest(t TB, prefix string, setUp ...func(*ControlPlane) error) *Test {
 	t.Helper()
 	cp := Shared(t, setUp...)
-	x := &Test{t: t, Ctx: context.Background(), ControlPlane: cp, Namespace: cp.CreateNamespace(t, prefix), Mautic: mautictest.NewServer()}
+	x := &Test{t: t, Ctx: context.Background(), ControlPlane: cp, Client: cp.Client, Namespace: cp.CreateNamespace(t, prefix), Mautic: mautictest.NewServer()}
 	t.Cleanup(x.Mautic.Close)
 	x.App = x.Mautic.NewClient("crm", true)
 	return x

@@ -43,10 +43,39 @@ func freshInput() token.Input {
 // freshBasicInput returns the input of a Basic connection verified ten minutes ago: no expiry,
 // reverified after token.ReverifyInterval.
 func freshBasicInput() token.Input {
-	in := freshInput()
+	return freshBasic()()
+}
+
+// Mutations of freshInput that each make exactly one policy fire.
+var (
+	tokenSecretModified = func(in *token.Input) { in.Issued = nil; in.TokenSecretModified = true }
+	noToken             = func(in *token.Input) { in.Issued = nil }
+	credentialsChanged  = func(in *token.Input) { in.CredentialsHash = "credentials-hash-b" }
+	connectionChanged   = func(in *token.Input) { in.ConnectionHash = "connection-hash-b" }
+	refreshRequested    = func(in *token.Input) { in.RefreshRequest = refreshRequest }
+)
+
+// fresh returns, as a table's input, freshInput with mutations applied in order.
+func fresh(mutations ...func(*token.Input)) func() token.Input {
+	return func() token.Input {
+		in := freshInput()
+		for _, mutate := range mutations {
+			mutate(&in)
+		}
+		return in
+	}
+}
+
+// basicCredentials turns freshInput into freshBasicInput: no expiry, reverified after
+// token.ReverifyInterval.
+func basicCredentials(in *token.Input) {
 	in.Issued.ExpiresAt = time.Time{}
 	in.RenewAt = issuedAt.Add(token.ReverifyInterval)
-	return in
+}
+
+// freshBasic returns, as a table's input, freshBasicInput with mutations applied in order.
+func freshBasic(mutations ...func(*token.Input)) func() token.Input {
+	return fresh(append([]func(*token.Input){basicCredentials}, mutations...)...)
 }
 
 func TestPolicyFiresAlone(t *testing.T) {
@@ -60,104 +89,71 @@ func TestPolicyFiresAlone(t *testing.T) {
 		wantMessage string
 	}{
 		{
-			name:   "TokenSecretModified when nothing is remembered",
-			policy: token.TokenSecretModified,
-			input: func() token.Input {
-				in := freshInput()
-				in.Issued = nil
-				in.TokenSecretModified = true
-				return in
-			},
+			name:        "TokenSecretModified when nothing is remembered",
+			policy:      token.TokenSecretModified,
+			input:       fresh(tokenSecretModified),
 			wantReason:  authv1alpha1.TokenSecretModifiedReason,
 			wantMessage: "the token Secret does not hold the token the operator published",
 		},
 		{
-			name:   "NoToken",
-			policy: token.NoToken,
-			input: func() token.Input {
-				in := freshInput()
-				in.Issued = nil
-				return in
-			},
+			name:        "NoToken",
+			policy:      token.NoToken,
+			input:       fresh(noToken),
 			wantReason:  authv1alpha1.NoTokenReason,
 			wantMessage: "no token has been issued yet",
 		},
 		{
-			name:   "CredentialsChanged",
-			policy: token.CredentialsChanged,
-			input: func() token.Input {
-				in := freshInput()
-				in.CredentialsHash = "credentials-hash-b"
-				return in
-			},
+			name:        "CredentialsChanged",
+			policy:      token.CredentialsChanged,
+			input:       fresh(credentialsChanged),
 			wantReason:  authv1alpha1.CredentialsChangedReason,
 			wantMessage: "the credentials Secret changed",
 		},
 		{
-			name:   "ConnectionChanged",
-			policy: token.ConnectionChanged,
-			input: func() token.Input {
-				in := freshInput()
-				in.ConnectionHash = "connection-hash-b"
-				return in
-			},
+			name:        "ConnectionChanged",
+			policy:      token.ConnectionChanged,
+			input:       fresh(connectionChanged),
 			wantReason:  authv1alpha1.ConnectionChangedReason,
 			wantMessage: "spec.url or spec.grant changed",
 		},
 		{
-			name:   "RefreshRequested",
-			policy: token.RefreshRequested,
-			input: func() token.Input {
-				in := freshInput()
-				in.RefreshRequest = refreshRequest
-				return in
-			},
+			name:        "RefreshRequested",
+			policy:      token.RefreshRequested,
+			input:       fresh(refreshRequested),
 			wantReason:  authv1alpha1.RefreshRequestedReason,
 			wantMessage: "refresh requested at 2025-03-01T12:30:00Z",
 		},
 		{
-			name:   "Expired",
-			policy: token.Expired,
-			input: func() token.Input {
-				in := freshInput()
-				in.Now = expiresAt.Add(time.Second)
-				return in
-			},
+			name:        "Expired",
+			policy:      token.Expired,
+			input:       fresh(func(in *token.Input) { in.Now = expiresAt.Add(time.Second) }),
 			wantReason:  authv1alpha1.TokenExpiredReason,
 			wantMessage: "the token expired at 2025-03-01T13:00:00Z",
 		},
 		{
 			name:   "Expired reports the expiry in UTC",
 			policy: token.Expired,
-			input: func() token.Input {
-				in := freshInput()
+			input: fresh(func(in *token.Input) {
 				in.Issued.ExpiresAt = expiresAt.In(time.FixedZone("CET", 3600))
 				in.Now = expiresAt.Add(time.Second)
-				return in
-			},
+			}),
 			wantReason:  authv1alpha1.TokenExpiredReason,
 			wantMessage: "the token expired at 2025-03-01T13:00:00Z",
 		},
 		{
-			name:   "RenewalDue",
-			policy: token.RenewalDue,
-			input: func() token.Input {
-				in := freshInput()
-				in.Now = renewAt.Add(time.Second)
-				return in
-			},
+			name:        "RenewalDue",
+			policy:      token.RenewalDue,
+			input:       fresh(func(in *token.Input) { in.Now = renewAt.Add(time.Second) }),
 			wantReason:  authv1alpha1.RenewalDueReason,
 			wantMessage: "renewal was due at 2025-03-01T12:40:12Z",
 		},
 		{
 			name:   "RenewalDue reports the renewal time in UTC",
 			policy: token.RenewalDue,
-			input: func() token.Input {
-				in := freshInput()
+			input: fresh(func(in *token.Input) {
 				in.RenewAt = renewAt.In(time.FixedZone("PST", -8*3600))
 				in.Now = renewAt.Add(time.Second)
-				return in
-			},
+			}),
 			wantReason:  authv1alpha1.RenewalDueReason,
 			wantMessage: "renewal was due at 2025-03-01T12:40:12Z",
 		},
@@ -224,147 +220,78 @@ func TestTokenNeededChain(t *testing.T) {
 			input: freshBasicInput,
 		},
 		{
-			name: "one nanosecond before renewal",
-			input: func() token.Input {
-				in := freshInput()
-				in.Now = renewAt.Add(-time.Nanosecond)
-				return in
-			},
+			name:  "one nanosecond before renewal",
+			input: fresh(func(in *token.Input) { in.Now = renewAt.Add(-time.Nanosecond) }),
 		},
 		{
-			name: "no token",
-			input: func() token.Input {
-				in := freshInput()
-				in.Issued = nil
-				return in
-			},
+			name:       "no token",
+			input:      fresh(noToken),
 			wantReason: authv1alpha1.NoTokenReason,
 		},
 		{
-			name: "token Secret modified with nothing remembered",
-			input: func() token.Input {
-				in := freshInput()
-				in.Issued = nil
-				in.TokenSecretModified = true
-				return in
-			},
+			name:       "token Secret modified with nothing remembered",
+			input:      fresh(tokenSecretModified),
 			wantReason: authv1alpha1.TokenSecretModifiedReason,
 		},
 		{
 			// The operator still knows the token it published and restores it; no new token.
-			name: "token Secret modified with a remembered token",
-			input: func() token.Input {
-				in := freshInput()
-				in.TokenSecretModified = true
-				return in
-			},
+			name:  "token Secret modified with a remembered token",
+			input: fresh(func(in *token.Input) { in.TokenSecretModified = true }),
 		},
 		{
-			name: "credentials changed",
-			input: func() token.Input {
-				in := freshInput()
-				in.CredentialsHash = "credentials-hash-b"
-				return in
-			},
+			name:       "credentials changed",
+			input:      fresh(credentialsChanged),
 			wantReason: authv1alpha1.CredentialsChangedReason,
 		},
 		{
-			name: "connection changed",
-			input: func() token.Input {
-				in := freshInput()
-				in.ConnectionHash = "connection-hash-b"
-				return in
-			},
+			name:       "connection changed",
+			input:      fresh(connectionChanged),
 			wantReason: authv1alpha1.ConnectionChangedReason,
 		},
 		{
-			name: "new refresh request",
-			input: func() token.Input {
-				in := freshInput()
-				in.RefreshRequest = refreshRequest
-				return in
-			},
+			name:       "new refresh request",
+			input:      fresh(refreshRequested),
 			wantReason: authv1alpha1.RefreshRequestedReason,
 		},
 		{
-			name: "refresh request different from the last handled one",
-			input: func() token.Input {
-				in := freshInput()
-				in.RefreshRequest = refreshRequest
-				in.LastHandledRefreshRequest = "2025-03-01T12:00:00Z"
-				return in
-			},
+			name:       "refresh request different from the last handled one",
+			input:      fresh(refreshRequested, func(in *token.Input) { in.LastHandledRefreshRequest = "2025-03-01T12:00:00Z" }),
 			wantReason: authv1alpha1.RefreshRequestedReason,
 		},
 		{
-			name: "refresh request equal to the last handled one",
-			input: func() token.Input {
-				in := freshInput()
-				in.RefreshRequest = refreshRequest
-				in.LastHandledRefreshRequest = refreshRequest
-				return in
-			},
+			name:  "refresh request equal to the last handled one",
+			input: fresh(refreshRequested, func(in *token.Input) { in.LastHandledRefreshRequest = refreshRequest }),
 		},
 		{
-			name: "refresh annotation removed after being handled",
-			input: func() token.Input {
-				in := freshInput()
-				in.LastHandledRefreshRequest = refreshRequest
-				return in
-			},
+			name:  "refresh annotation removed after being handled",
+			input: fresh(func(in *token.Input) { in.LastHandledRefreshRequest = refreshRequest }),
 		},
 		{
-			name: "expired exactly at expiresAt",
-			input: func() token.Input {
-				in := freshInput()
-				in.Now = expiresAt
-				return in
-			},
+			name:       "expired exactly at expiresAt",
+			input:      fresh(func(in *token.Input) { in.Now = expiresAt }),
 			wantReason: authv1alpha1.TokenExpiredReason,
 		},
 		{
-			name: "expired without a renewal time",
-			input: func() token.Input {
-				in := freshInput()
-				in.RenewAt = time.Time{}
-				in.Now = expiresAt.Add(time.Hour)
-				return in
-			},
+			name:       "expired without a renewal time",
+			input:      fresh(func(in *token.Input) { in.RenewAt = time.Time{}; in.Now = expiresAt.Add(time.Hour) }),
 			wantReason: authv1alpha1.TokenExpiredReason,
 		},
 		{
-			name: "renewal due exactly at renewAt",
-			input: func() token.Input {
-				in := freshInput()
-				in.Now = renewAt
-				return in
-			},
+			name:       "renewal due exactly at renewAt",
+			input:      fresh(func(in *token.Input) { in.Now = renewAt }),
 			wantReason: authv1alpha1.RenewalDueReason,
 		},
 		{
-			name: "zero renewAt is never due",
-			input: func() token.Input {
-				in := freshBasicInput()
-				in.RenewAt = time.Time{}
-				in.Now = issuedAt.Add(100 * 365 * 24 * time.Hour)
-				return in
-			},
+			name:  "zero renewAt is never due",
+			input: freshBasic(func(in *token.Input) { in.RenewAt = time.Time{}; in.Now = issuedAt.Add(100 * 365 * 24 * time.Hour) }),
 		},
 		{
-			name: "Basic credentials never expire",
-			input: func() token.Input {
-				in := freshBasicInput()
-				in.Now = issuedAt.Add(token.ReverifyInterval - time.Nanosecond)
-				return in
-			},
+			name:  "Basic credentials never expire",
+			input: freshBasic(func(in *token.Input) { in.Now = issuedAt.Add(token.ReverifyInterval - time.Nanosecond) }),
 		},
 		{
-			name: "Basic credentials are reverified after the reverify interval",
-			input: func() token.Input {
-				in := freshBasicInput()
-				in.Now = issuedAt.Add(token.ReverifyInterval)
-				return in
-			},
+			name:       "Basic credentials are reverified after the reverify interval",
+			input:      freshBasic(func(in *token.Input) { in.Now = issuedAt.Add(token.ReverifyInterval) }),
 			wantReason: authv1alpha1.RenewalDueReason,
 		},
 	}
@@ -389,12 +316,7 @@ func TestTokenNeededChain(t *testing.T) {
 func TestTokenNeededChainPrecedence(t *testing.T) {
 	t.Parallel()
 
-	// Each mutation makes exactly one policy fire.
-	tokenSecretModified := func(in *token.Input) { in.Issued = nil; in.TokenSecretModified = true }
-	noToken := func(in *token.Input) { in.Issued = nil }
-	credentialsChanged := func(in *token.Input) { in.CredentialsHash = "credentials-hash-b" }
-	connectionChanged := func(in *token.Input) { in.ConnectionHash = "connection-hash-b" }
-	refreshRequested := func(in *token.Input) { in.RefreshRequest = refreshRequest }
+	// With the package's mutations, each of these makes exactly one policy fire.
 	expired := func(in *token.Input) { in.Now = expiresAt.Add(time.Minute) }
 	renewalDue := func(in *token.Input) {
 		if in.Now.Before(renewAt) {
@@ -458,11 +380,7 @@ func TestTokenNeededChainPrecedence(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 
-			in := freshInput()
-			for _, mutate := range tt.mutations {
-				mutate(&in)
-			}
-			reason, _, needed := token.TokenNeededChain.Evaluate(in)
+			reason, _, needed := token.TokenNeededChain.Evaluate(fresh(tt.mutations...)())
 
 			g.Expect(needed).To(BeTrue())
 			g.Expect(reason).To(Equal(tt.wantReason))

@@ -34,11 +34,11 @@ func TestBinariesPrintTheStampedVersion(t *testing.T) {
 		t.Run(c.pkg, func(t *testing.T) {
 			g := NewWithT(t)
 			bin := filepath.Join(dir, filepath.Base(c.pkg))
-			build := exec.Command("go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, c.pkg)
+			build := exec.CommandContext(t.Context(), "go", "build", "-trimpath", "-ldflags", ldflags, "-o", bin, c.pkg)
 			build.Dir = root
 			out, err := build.CombinedOutput()
 			g.Expect(err).NotTo(HaveOccurred(), string(out))
-			out, err = exec.Command(bin, c.args...).Output()
+			out, err = exec.CommandContext(t.Context(), bin, c.args...).Output()
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(string(out)).To(Equal(c.want))
 		})

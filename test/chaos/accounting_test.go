@@ -418,7 +418,7 @@ func describeState(state *corev1.Secret) string {
 	}
 	var parts []string
 	for key, value := range state.Annotations {
-		if short, ok := strings.CutPrefix(key, "auth.mautic-operator.dev/"); ok {
+		if short, ok := strings.CutPrefix(key, authv1alpha1.GroupVersion.Group+"/"); ok {
 			parts = append(parts, short+"="+value)
 		}
 	}

@@ -444,7 +444,7 @@ func parseMetrics(r io.Reader) (snapshot, error) {
 
 // splitSample splits `name{labels} value [timestamp]`.
 func splitSample(line string) (name, labels string, value float64, ok bool) {
-	rest := line
+	var rest string
 	if i := strings.IndexByte(line, '{'); i >= 0 {
 		j := strings.LastIndexByte(line, '}')
 		if j < i {

@@ -63,7 +63,7 @@ func kustomize(t *testing.T, dir string) []object {
 	if kubectl == "" {
 		kubectl = "kubectl"
 	}
-	out, err := exec.Command(kubectl, "kustomize", filepath.Join(repoRoot(), "config", dir)).Output()
+	out, err := exec.CommandContext(t.Context(), kubectl, "kustomize", filepath.Join(repoRoot(), "config", dir)).Output()
 	if err != nil {
 		t.Fatalf("kubectl kustomize config/%s: %v", dir, err)
 	}

@@ -125,8 +125,9 @@ func managerArgs(t *testing.T, objects []object) []string {
 	if deployment == nil {
 		t.Fatal("no Deployment mautic-operator-controller-manager")
 	}
-	var args []string
-	for _, a := range get(deployment, "spec", "template", "spec", "containers", 0, "args").([]any) {
+	rawArgs := get(deployment, "spec", "template", "spec", "containers", 0, "args").([]any)
+	args := make([]string, 0, len(rawArgs))
+	for _, a := range rawArgs {
 		args = append(args, a.(string))
 	}
 	return args

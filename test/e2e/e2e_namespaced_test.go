@@ -21,6 +21,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/operator"
 	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 )
 
@@ -29,8 +30,6 @@ const (
 	tenantNamespace = "e2e-tenant"
 	// outsideNamespace is a namespace the namespaced manager must leave alone.
 	outsideNamespace = "e2e-outside"
-	// leaderElectionID is the manager's Lease name (cmd/manager).
-	leaderElectionID = "mautic-operator.auth.mautic-operator.dev"
 	// untouchedFor is how long the connection outside the tenant namespace is watched for a status,
 	// after the namespaced manager has made the tenant's connection Ready.
 	untouchedFor = 3 * time.Second
@@ -134,7 +133,7 @@ func TestNamespacedInstall(t *testing.T) {
 	g.Expect(waitHealthy(ctx, manager, probeAddr)).To(Succeed())
 	g.Expect(s.mauticAPIStatus(ctx, g, s.tokenSecret(ctx, g, conn))).To(Equal(http.StatusOK), "Mautic accepts the tenant's token")
 	lease := &coordinationv1.Lease{}
-	g.Expect(s.env.Client.Get(ctx, client.ObjectKey{Namespace: tenantNamespace, Name: leaderElectionID}, lease)).To(Succeed())
+	g.Expect(s.env.Client.Get(ctx, client.ObjectKey{Namespace: tenantNamespace, Name: operator.LeaderElectionID}, lease)).To(Succeed())
 	g.Expect(lease.Spec.HolderIdentity).NotTo(BeNil(), "the namespaced manager holds its Lease")
 
 	// The connection outside was there before the namespaced manager started; had it been watched,
@@ -236,7 +235,7 @@ func (s *suite) connectionObjects(namespace, name string, grant authv1alpha1.Gra
 		object("v1", "Secret", namespace, "mautic-api", map[string]any{
 			"stringData": map[string]any{authv1alpha1.ClientIDKey: app.ID, authv1alpha1.ClientSecretKey: app.Secret},
 		}),
-		object(authv1alpha1.GroupVersion.String(), "MauticConnection", namespace, name, map[string]any{
+		object(authv1alpha1.GroupVersion.String(), authv1alpha1.Kind, namespace, name, map[string]any{
 			"spec": map[string]any{
 				"url":                  s.env.Mautic.URL(),
 				"grant":                string(grant),

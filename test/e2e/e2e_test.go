@@ -100,7 +100,7 @@ func TestTokenValidEvent(t *testing.T) {
 		g.Expect(s.env.Client.List(ctx, events, client.InNamespace(conn.Namespace))).To(Succeed())
 		var reasons []string
 		for _, event := range events.Items {
-			if event.Regarding.Kind == "MauticConnection" && event.Regarding.Name == conn.Name {
+			if event.Regarding.Kind == authv1alpha1.Kind && event.Regarding.Name == conn.Name {
 				reasons = append(reasons, event.Reason)
 			}
 		}
@@ -154,7 +154,7 @@ func TestBadClientSecretStalls(t *testing.T) {
 				authv1alpha1.ClientSecretKey: "not-the-client-secret-" + randomHex(),
 			},
 		}),
-		object(authv1alpha1.GroupVersion.String(), "MauticConnection", namespace, name, map[string]any{
+		object(authv1alpha1.GroupVersion.String(), authv1alpha1.Kind, namespace, name, map[string]any{
 			"spec": map[string]any{
 				"url":                  s.env.Mautic.URL(),
 				"grant":                "ClientCredentials",
@@ -278,7 +278,7 @@ const (
 // statuses, and returns Argo CD's health message.
 func (s *suite) expectGitOpsHealth(ctx context.Context, g Gomega, key client.ObjectKey, wantKstatus kstatus.Status, wantArgoCD string) string {
 	live := &unstructured.Unstructured{}
-	live.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
+	live.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind(authv1alpha1.Kind))
 	g.Expect(s.env.Client.Get(ctx, key, live)).To(Succeed())
 	status, _ := json.Marshal(live.Object["status"])
 

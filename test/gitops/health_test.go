@@ -91,14 +91,7 @@ func TestStalledConnection(t *testing.T) {
 func TestExpiredTokenWhileMauticFails(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	e := newEnv(t)
-	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.App.Secret)
-	e.createConnection(nil)
-	e.startManager()
-	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
-		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
-	})
+	e := newReadyEnv(t, 3*time.Second, nil)
 	e.Mautic.InjectFault(mautictest.FaultServerError, -1)
 
 	expired := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
@@ -121,16 +114,9 @@ func TestExpiredTokenWhileMauticFails(t *testing.T) {
 func TestTransientRetryWithValidToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	e := newEnv(t)
 	// Renewal after a tenth of a long lifetime: a wide window in which the token works and refreshing fails.
-	e.Mautic.SetAccessTokenLifetime(60 * time.Second)
-	e.createCredentials(e.App.Secret)
-	e.createConnection(func(c *authv1alpha1.MauticConnection) {
+	e := newReadyEnv(t, 60*time.Second, func(c *authv1alpha1.MauticConnection) {
 		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](90)}
-	})
-	e.startManager()
-	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
-		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
 	})
 	e.Mautic.InjectFault(mautictest.FaultServerError, -1)
 
@@ -154,18 +140,11 @@ func TestTransientRetryWithValidToken(t *testing.T) {
 func TestSuspendedConnection(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	e := newEnv(t)
-	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.App.Secret)
-	e.createConnection(nil)
-	e.startManager()
-	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
-		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
-	})
+	e := newReadyEnv(t, 3*time.Second, nil)
 
 	patch := client.RawPatch(types.MergePatchType, []byte(`{"spec":{"suspend":true}}`))
 	suspended := e.live(g)
-	g.Expect(k8sClient.Patch(e.Ctx, suspended, patch)).To(Succeed())
+	g.Expect(e.Client.Patch(e.Ctx, suspended, patch)).To(Succeed())
 	g.Expect(health(t, suspended)).To(Equal(argoHealth{
 		Status: "Suspended", Message: "spec.suspend is true: the operator requests no tokens and writes no Secrets",
 	}))
@@ -195,15 +174,8 @@ func TestSuspendedConnection(t *testing.T) {
 func TestRoutineRefreshes(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	e := newEnv(t)
-	e.Mautic.SetAccessTokenLifetime(3 * time.Second)
-	e.createCredentials(e.App.Secret)
-	e.createConnection(func(c *authv1alpha1.MauticConnection) {
+	e := newReadyEnv(t, 3*time.Second, func(c *authv1alpha1.MauticConnection) {
 		c.Spec.Refresh = &authv1alpha1.RefreshSpec{RenewBeforePercentage: ptr.To[int32](50)}
-	})
-	e.startManager()
-	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
-		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
 	})
 
 	// Sample for 8s at least, and on until three refreshes were seen: a busy machine may be slower.
@@ -260,7 +232,7 @@ func TestRefreshAction(t *testing.T) {
 	data, err := patch.Data(modified)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(data).To(MatchJSON(`{"metadata":{"annotations":{"` + authv1alpha1.RefreshRequestedAtAnnotation + `":"` + requestedAt + `"}}}`))
-	g.Expect(k8sClient.Patch(e.Ctx, modified, patch)).To(Succeed())
+	g.Expect(e.Client.Patch(e.Ctx, modified, patch)).To(Succeed())
 
 	refreshed := e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
 		handled, _, _ := unstructured.NestedString(u.Object, "status", "lastHandledRefreshRequest")

@@ -19,29 +19,14 @@ import (
 )
 
 const (
-	connectionName  = "crm"
-	credentialsName = "mautic-api"
-	tokenSecretName = "crm-token"
 	// eventually is generous: the build machines have two cores and other suites run alongside.
 	eventually = 30 * time.Second
 	poll       = 50 * time.Millisecond
 )
 
-// The package's control plane and its client, set by setUpPackage.
-var (
-	controlPlane *testenv.ControlPlane
-	k8sClient    client.Client
-)
-
 // TestMain stops the package's control plane, if a test started one.
 func TestMain(m *testing.M) {
 	testenv.Main(m)
-}
-
-// setUpPackage sets controlPlane and k8sClient once the package's control plane runs.
-func setUpPackage(cp *testenv.ControlPlane) error {
-	controlPlane, k8sClient = cp, cp.Client
-	return nil
 }
 
 // env is one test's world: a namespace, a Mautic test server with one API client, and, once
@@ -55,7 +40,23 @@ type env struct {
 // startManager, so objects can be read as the operator has never seen them.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return &env{Test: testenv.NewTest(t, "gitops-", setUpPackage), t: t}
+	return &env{Test: testenv.NewTest(t, "gitops-"), t: t}
+}
+
+// newReadyEnv creates a test's world whose Mautic test server issues tokens that live for
+// lifetime, the credentials Secret and a connection adjusted by mutate, starts the manager, and
+// waits until the connection is Ready.
+func newReadyEnv(t *testing.T, lifetime time.Duration, mutate func(*authv1alpha1.MauticConnection)) *env {
+	t.Helper()
+	e := newEnv(t)
+	e.Mautic.SetAccessTokenLifetime(lifetime)
+	e.createCredentials(e.App.Secret)
+	e.createConnection(mutate)
+	e.startManager()
+	e.waitLive(func(g Gomega, u *unstructured.Unstructured) {
+		g.Expect(condition(u, authv1alpha1.ReadyCondition)).To(HaveKeyWithValue("status", "True"))
+	})
+	return e
 }
 
 // startManager starts a manager that watches only the test's namespace, as the real one does with
@@ -69,35 +70,35 @@ func (e *env) startManager() {
 func (e *env) createCredentials(clientSecret string) {
 	e.t.Helper()
 	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: credentialsName, Namespace: e.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.CredentialsName, Namespace: e.Namespace},
 		StringData: map[string]string{authv1alpha1.ClientIDKey: e.App.ID, authv1alpha1.ClientSecretKey: clientSecret},
 	}
-	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, secret)).To(Succeed())
+	NewWithT(e.t).Expect(e.Client.Create(e.Ctx, secret)).To(Succeed())
 }
 
 // createConnection creates a connection to the test server after mutate has adjusted it.
 func (e *env) createConnection(mutate func(*authv1alpha1.MauticConnection)) {
 	e.t.Helper()
 	conn := &authv1alpha1.MauticConnection{
-		ObjectMeta: metav1.ObjectMeta{Name: connectionName, Namespace: e.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: testenv.ConnectionName, Namespace: e.Namespace},
 		Spec: authv1alpha1.MauticConnectionSpec{
 			URL:                  e.Mautic.URL(),
 			AllowInsecureHTTP:    true,
-			CredentialsSecretRef: authv1alpha1.SecretReference{Name: credentialsName},
+			CredentialsSecretRef: authv1alpha1.SecretReference{Name: testenv.CredentialsName},
 		},
 	}
 	if mutate != nil {
 		mutate(conn)
 	}
-	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, conn)).To(Succeed())
+	NewWithT(e.t).Expect(e.Client.Create(e.Ctx, conn)).To(Succeed())
 }
 
 // live reads the connection from the API server, uncached, as the unstructured object that Argo CD
 // and Flux see.
 func (e *env) live(g Gomega) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{}
-	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind("MauticConnection"))
-	g.Expect(k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: connectionName}, u)).To(Succeed())
+	u.SetGroupVersionKind(authv1alpha1.GroupVersion.WithKind(authv1alpha1.Kind))
+	g.Expect(e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.ConnectionName}, u)).To(Succeed())
 	return u
 }
 
@@ -115,7 +116,7 @@ func (e *env) waitLive(check func(g Gomega, u *unstructured.Unstructured)) *unst
 // accessToken returns the published access token, "" when there is no token Secret.
 func (e *env) accessToken(g Gomega) string {
 	secret := &corev1.Secret{}
-	err := k8sClient.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: tokenSecretName}, secret)
+	err := e.Client.Get(e.Ctx, client.ObjectKey{Namespace: e.Namespace, Name: testenv.TokenSecretName}, secret)
 	g.Expect(client.IgnoreNotFound(err)).To(Succeed())
 	return string(secret.Data[authv1alpha1.AccessTokenKey])
 }

@@ -1,6 +1,7 @@
 package mautictest_test
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -24,7 +25,9 @@ func TestSetCertificateHostsServesOnAnyLoopbackAddress(t *testing.T) {
 	pool := x509.NewCertPool()
 	g.Expect(pool.AppendCertsFromPEM(server.CACertPEM())).To(BeTrue())
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	answer, err := client.Get(server.URL() + "/api/users/self")
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, server.URL()+"/api/users/self", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	answer, err := client.Do(req)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(answer.Body.Close()).To(Succeed())
 	g.Expect(answer.StatusCode).To(Equal(http.StatusUnauthorized))

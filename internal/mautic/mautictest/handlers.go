@@ -65,6 +65,9 @@ const loginPage = `<!DOCTYPE html>
 // maxFormBytes bounds a token request body.
 const maxFormBytes = 64 << 10
 
+// grantRefreshToken is the grant_type of a refresh.
+const grantRefreshToken = "refresh_token"
+
 // serveHTTP routes a request, accepting the /index.php/... forms of every path.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	p, prefix := r.URL.Path, ""
@@ -338,7 +341,7 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	s.tokenRequests++
 	s.tokenRequestsByGrant[params.Get("grant_type")]++
 	s.tokenRequestsByClient[clientID]++
-	if params.Get("grant_type") == "refresh_token" && s.rotatedRefreshTokens[params.Get("refresh_token")] {
+	if params.Get("grant_type") == grantRefreshToken && s.rotatedRefreshTokens[params.Get("refresh_token")] {
 		s.reusedRefreshTokens++
 		call.reuseCounted = true
 	}
@@ -429,7 +432,7 @@ func (s *Server) grant(r *http.Request, call *tokenCall) (*tokenAnswer, *oauthFa
 	if !ok || subtle.ConstantTimeCompare([]byte(client.Secret), []byte(secret)) != 1 {
 		return nil, badRequest("invalid_client", MessageInvalidClient)
 	}
-	allowed := grantType == "authorization_code" || grantType == "refresh_token" ||
+	allowed := grantType == "authorization_code" || grantType == grantRefreshToken ||
 		grantType == "client_credentials" && client.AllowClientCredentials ||
 		grantType == "password" && s.generic != nil
 	if !allowed {
@@ -484,7 +487,7 @@ func (s *Server) checkGrantLocked(grantType, clientID string, call *tokenCall, n
 	switch grantType {
 	case "authorization_code":
 		return s.checkAuthorizationCodeLocked(clientID, call.params, now)
-	case "refresh_token":
+	case grantRefreshToken:
 		return s.checkRefreshTokenLocked(clientID, call, now)
 	case "password":
 		return s.checkPasswordLocked(call.params)

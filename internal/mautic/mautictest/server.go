@@ -210,10 +210,24 @@ type user struct {
 	password string
 }
 
+// locked runs set while holding the server's lock: the setters' one way to change a setting.
+func (s *Server) locked(set func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set()
+}
+
 // NewServer returns a started plain-HTTP server.
 func NewServer() *Server {
 	s := NewUnstartedServer()
 	s.Start()
+	return s
+}
+
+// NewServerFor returns a started plain-HTTP server that is closed when t's test ends.
+func NewServerFor(t interface{ Cleanup(func()) }) *Server {
+	s := NewServer()
+	t.Cleanup(s.Close)
 	return s
 }
 
@@ -375,39 +389,29 @@ func (s *Server) AddUser(username, password string) {
 
 // SetAccessTokenLifetime sets the lifetime of access tokens issued from now on (default 60 minutes).
 func (s *Server) SetAccessTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.accessLifetime = d
+	s.locked(func() { s.accessLifetime = d })
 }
 
 // SetRefreshTokenLifetime sets the lifetime of refresh tokens issued from now on (default 14 days).
 func (s *Server) SetRefreshTokenLifetime(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.refreshLifetime = d
+	s.locked(func() { s.refreshLifetime = d })
 }
 
 // SetAPIEnabled turns Mautic's API on or off (default on); off answers 403 api_disabled on /oauth and /api.
 func (s *Server) SetAPIEnabled(enabled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.apiEnabled = enabled
+	s.locked(func() { s.apiEnabled = enabled })
 }
 
 // SetBasicAuthEnabled turns Mautic's HTTP basic auth on or off (default off). Off, any Basic
 // Authorization header on /api or the token endpoint answers 403.
 func (s *Server) SetBasicAuthEnabled(enabled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.basicAuthEnabled = enabled
+	s.locked(func() { s.basicAuthEnabled = enabled })
 }
 
 // SetRFC6749Errors makes error answers RFC 6749's {"error","error_description"} (invalid_client
 // with 401) instead of Mautic's {"errors":[...]}, to play a non-Mautic OAuth2 server.
 func (s *Server) SetRFC6749Errors(enabled bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rfc6749Errors = enabled
+	s.locked(func() { s.rfc6749Errors = enabled })
 }
 
 // SetEchoRequests makes every error answer quote the request, as a careless or hostile server
@@ -416,9 +420,7 @@ func (s *Server) SetRFC6749Errors(enabled bool) {
 // credentials. Off by default. For tests that check that a client keeps secrets out of what it
 // shows.
 func (s *Server) SetEchoRequests(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.echoRequests = on
+	s.locked(func() { s.echoRequests = on })
 }
 
 // GenericOAuth2 describes a standard OAuth2 server that is not Mautic (1CRM, say): its token
@@ -443,23 +445,17 @@ func (s *Server) SetGenericOAuth2(g *GenericOAuth2) {
 // SetAuthorizeDenied makes /oauth/v2/authorize act as if the user denied consent: 302 with no
 // Location header, as Mautic answers. By default the authorize endpoint approves at once for DefaultUsername.
 func (s *Server) SetAuthorizeDenied(denied bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.authorizeDenied = denied
+	s.locked(func() { s.authorizeDenied = denied })
 }
 
 // SetMauticVersion sets the Mautic-Version header of successful API answers (default "5.2.1").
 func (s *Server) SetMauticVersion(v string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.mauticVersion = v
+	s.locked(func() { s.mauticVersion = v })
 }
 
 // SetClock sets the clock that token and code expiry use (default the real clock).
 func (s *Server) SetClock(c clock.PassiveClock) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.clock = c
+	s.locked(func() { s.clock = c })
 }
 
 // InjectFault makes the next n requests to the token endpoint and the API answer with f;
@@ -509,9 +505,7 @@ func (s *Server) clearFaultsLocked() {
 
 // SetSlowDelay sets how long FaultSlow waits (default 5s).
 func (s *Server) SetSlowDelay(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.slowDelay = d
+	s.locked(func() { s.slowDelay = d })
 }
 
 // IssueRefreshToken seeds a refresh token for clientID (belonging to DefaultUsername), as an

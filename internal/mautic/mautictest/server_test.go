@@ -104,11 +104,31 @@ func clientCredentialsForm(app mautictest.ClientApp) url.Values {
 	return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {app.Secret}}
 }
 
+// tokenCaseSetup builds what a token-error case sends, from the test server, a client allowed the
+// client-credentials grant and one that is not: the form, and header name-value pairs.
+type tokenCaseSetup func(s *mautictest.Server, app, noCC mautictest.ClientApp) (url.Values, []string)
+
+// formOf is the setup of a case that sends a form built from the allowed client alone.
+func formOf(form func(app mautictest.ClientApp) url.Values) tokenCaseSetup {
+	return func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) { return form(app), nil }
+}
+
+// edited returns form with each key-value pair of pairs set, or the key removed where the value is "".
+func edited(form url.Values, pairs ...string) url.Values {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			form.Del(pairs[i])
+		} else {
+			form.Set(pairs[i], pairs[i+1])
+		}
+	}
+	return form
+}
+
 func TestNewClientID(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	first, second := s.NewClient("one", true), s.NewClient("two", false)
 	g.Expect(first.ID).To(MatchRegexp(`^1_[0-9a-z]{20,}$`))
 	g.Expect(second.ID).To(MatchRegexp(`^2_[0-9a-z]{20,}$`))
@@ -123,8 +143,7 @@ func TestTokenClientCredentialsSuccess(t *testing.T) {
 			t.Run(method+path, func(t *testing.T) {
 				t.Parallel()
 				g := NewWithT(t)
-				s := mautictest.NewServer()
-				defer s.Close()
+				s := mautictest.NewServerFor(t)
 				app := s.NewClient("crm", true)
 				var a answer
 				if method == http.MethodPost {
@@ -146,133 +165,64 @@ func TestTokenClientCredentialsSuccess(t *testing.T) {
 
 func TestTokenErrors(t *testing.T) {
 	t.Parallel()
+	cc := clientCredentialsForm
 	cases := []struct {
 		name    string
-		setup   func(s *mautictest.Server, app, noCC mautictest.ClientApp) (url.Values, []string)
+		setup   tokenCaseSetup
 		status  int
 		errType string
 		message string
 	}{
-		{
-			name: "missing grant_type",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"client_id": {app.ID}, "client_secret": {app.Secret}}, nil
-			},
-			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType,
-		},
-		{
-			name: "bad grant_type",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"magic"}, "client_id": {app.ID}, "client_secret": {app.Secret}}, nil
-			},
-			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType,
-		},
-		{
-			name: "no client_id",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"client_credentials"}, "client_secret": {app.Secret}}, nil
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageNoClientID,
-		},
-		{
-			name: "wrong secret",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"nope"}}, nil
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
-		},
-		{
-			name: "missing secret",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}}, nil
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
-		},
-		{
-			name: "unknown client",
-			setup: func(_ *mautictest.Server, _, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"client_credentials"}, "client_id": {"9_x"}, "client_secret": {"y"}}, nil
-			},
-			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient,
-		},
-		{
-			name: "client_credentials not allowed for this client",
-			setup: func(_ *mautictest.Server, _, noCC mautictest.ClientApp) (url.Values, []string) {
-				return clientCredentialsForm(noCC), nil
-			},
-			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient,
-		},
-		{
-			name: "password never allowed",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"password"}, "client_id": {app.ID}, "client_secret": {app.Secret},
-					"username": {"admin"}, "password": {"pw"}}, nil
-			},
-			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient,
-		},
-		{
-			name: "unknown refresh token",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret},
-					"refresh_token": {"nope"}}, nil
-			},
-			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken,
-		},
-		{
-			name: "refresh token of another client",
+		{name: "missing grant_type", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "grant_type", "") }),
+			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType},
+		{name: "bad grant_type", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "grant_type", "magic") }),
+			status: 400, errType: "invalid_request", message: mautictest.MessageInvalidGrantType},
+		{name: "no client_id", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "client_id", "") }),
+			status: 400, errType: "invalid_client", message: mautictest.MessageNoClientID},
+		{name: "wrong secret", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "client_secret", "nope") }),
+			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient},
+		{name: "missing secret", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "client_secret", "") }),
+			status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient},
+		{name: "unknown client", setup: formOf(func(app mautictest.ClientApp) url.Values {
+			return edited(cc(app), "client_id", "9_x", "client_secret", "y")
+		}), status: 400, errType: "invalid_client", message: mautictest.MessageInvalidClient},
+		{name: "client_credentials not allowed for this client",
+			setup:  func(_ *mautictest.Server, _, noCC mautictest.ClientApp) (url.Values, []string) { return cc(noCC), nil },
+			status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient},
+		{name: "password never allowed", setup: formOf(func(app mautictest.ClientApp) url.Values {
+			return edited(cc(app), "grant_type", "password", "username", "admin", "password", "pw")
+		}), status: 400, errType: "unauthorized_client", message: mautictest.MessageUnauthorizedClient},
+		{name: "unknown refresh token", setup: formOf(func(app mautictest.ClientApp) url.Values { return refreshForm(app, "nope") }),
+			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken},
+		{name: "refresh token of another client",
 			setup: func(s *mautictest.Server, app, noCC mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret},
-					"refresh_token": {s.IssueRefreshToken(noCC.ID)}}, nil
+				return refreshForm(app, s.IssueRefreshToken(noCC.ID)), nil
 			},
-			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken,
-		},
-		{
-			name: "missing refresh token",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}}, nil
+			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidRefreshToken},
+		{name: "missing refresh token", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(refreshForm(app, ""), "refresh_token", "") }),
+			status: 400, errType: "invalid_request", message: mautictest.MessageNoRefreshToken},
+		{name: "unknown authorization code", setup: formOf(func(app mautictest.ClientApp) url.Values {
+			return edited(cc(app), "grant_type", "authorization_code", "code", "nope", "redirect_uri", "http://127.0.0.1:8085/callback")
+		}), status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidCode},
+		{name: "scope requested", setup: formOf(func(app mautictest.ClientApp) url.Values { return edited(cc(app), "scope", "contacts") }),
+			status: 400, errType: "invalid_scope", message: mautictest.MessageUnsupportedScope},
+		{name: "basic header while basic auth is off",
+			setup: func(*mautictest.Server, mautictest.ClientApp, mautictest.ClientApp) (url.Values, []string) {
+				return url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", "Basic " + "MTpzZWNyZXQ="}
 			},
-			status: 400, errType: "invalid_request", message: mautictest.MessageNoRefreshToken,
-		},
-		{
-			name: "unknown authorization code",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				return url.Values{"grant_type": {"authorization_code"}, "client_id": {app.ID}, "client_secret": {app.Secret},
-					"code": {"nope"}, "redirect_uri": {"http://127.0.0.1:8085/callback"}}, nil
-			},
-			status: 400, errType: "invalid_grant", message: mautictest.MessageInvalidCode,
-		},
-		{
-			name: "scope requested",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				form := clientCredentialsForm(app)
-				form.Set("scope", "contacts")
-				return form, nil
-			},
-			status: 400, errType: "invalid_scope", message: mautictest.MessageUnsupportedScope,
-		},
-		{
-			name: "basic header while basic auth is off",
-			setup: func(_ *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
-				basic := "Basic " + "MTpzZWNyZXQ="
-				return url.Values{"grant_type": {"client_credentials"}}, []string{"Authorization", basic}
-			},
-			status: 403, errType: "access_denied", message: mautictest.MessageBasicAuthDisabled,
-		},
-		{
-			name: "API disabled",
+			status: 403, errType: "access_denied", message: mautictest.MessageBasicAuthDisabled},
+		{name: "API disabled",
 			setup: func(s *mautictest.Server, app, _ mautictest.ClientApp) (url.Values, []string) {
 				s.SetAPIEnabled(false)
-				return clientCredentialsForm(app), nil
+				return cc(app), nil
 			},
-			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled,
-		},
+			status: 403, errType: "api_disabled", message: mautictest.MessageAPIDisabled},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app, noCC := s.NewClient("crm", true), s.NewClient("browser", false)
 			form, header := tc.setup(s, app, noCC)
 			a := postForm(t, s.URL()+"/oauth/v2/token", form, header...)
@@ -290,8 +240,7 @@ func TestTokenErrors(t *testing.T) {
 func TestTokenBasicClientAuthWhenEnabled(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	s.SetBasicAuthEnabled(true)
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL()+"/oauth/v2/token",
@@ -307,8 +256,7 @@ func TestTokenBasicClientAuthWhenEnabled(t *testing.T) {
 func TestRefreshTokenRotation(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	app := s.NewClient("crm", false)
@@ -365,8 +313,7 @@ func TestAuthorizationCode(t *testing.T) {
 	t.Run("authorize, exchange once", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := mautictest.ClientApp{ID: "7_abc", Secret: "s3cret", Name: "cli", RedirectURIs: []string{redirect}}
 		s.AddClient(app)
 
@@ -396,8 +343,7 @@ func TestAuthorizationCode(t *testing.T) {
 	t.Run("expired code", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		s.SetClock(fakeClock)
 		app := s.NewClient("cli", false)
@@ -410,8 +356,7 @@ func TestAuthorizationCode(t *testing.T) {
 	t.Run("authorize errors", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := mautictest.ClientApp{ID: "7_abc", Secret: "s", RedirectURIs: []string{redirect}}
 		s.AddClient(app)
 		authorize := func(values url.Values) answer { return get(t, s.URL()+"/oauth/v2/authorize?"+values.Encode()) }
@@ -519,8 +464,7 @@ func TestUsersSelf(t *testing.T) {
 			t.Run(tc.name+prefix, func(t *testing.T) {
 				t.Parallel()
 				g := NewWithT(t)
-				s := mautictest.NewServer()
-				defer s.Close()
+				s := mautictest.NewServerFor(t)
 				s.SetMauticVersion("6.0.1")
 				app := s.NewClient("crm", true)
 				token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
@@ -551,8 +495,7 @@ func TestUsersSelf(t *testing.T) {
 func TestExpiredAccessToken(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	s.SetAccessTokenLifetime(10 * time.Minute)
@@ -592,8 +535,7 @@ func TestFaults(t *testing.T) {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app := s.NewClient("crm", true)
 			s.InjectFault(tc.fault, 2)
 			for i := 0; i < 2; i++ {
@@ -614,8 +556,7 @@ func TestFaults(t *testing.T) {
 	t.Run("until cleared", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := s.NewClient("crm", true)
 		s.InjectFault(mautictest.FaultServerError, -1)
 		for i := 0; i < 3; i++ {
@@ -627,8 +568,7 @@ func TestFaults(t *testing.T) {
 	t.Run("slow", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := s.NewClient("crm", true)
 		s.SetSlowDelay(20 * time.Millisecond)
 		s.InjectFault(mautictest.FaultSlow, 1)
@@ -650,8 +590,7 @@ func TestFaults(t *testing.T) {
 func TestCountersAndClients(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	for i := 0; i < 3; i++ {
 		postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
@@ -684,8 +623,7 @@ func TestCountersAndClients(t *testing.T) {
 func TestRFC6749Errors(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	s.SetRFC6749Errors(true)
 	app := s.NewClient("crm", true)
 	bad := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"x"}})
@@ -700,8 +638,7 @@ func TestRFC6749Errors(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	login := get(t, s.URL()+"/api")
 	g.Expect(login.status).To(Equal(http.StatusNotFound))
 	g.Expect(login.header.Get("Content-Type")).To(Equal("application/json"))
@@ -738,8 +675,7 @@ func TestTLSServer(t *testing.T) {
 	_ = resp.Body.Close()
 	g.Expect(resp.StatusCode).To(Equal(http.StatusOK))
 
-	plain := mautictest.NewServer()
-	defer plain.Close()
+	plain := mautictest.NewServerFor(t)
 	g.Expect(plain.CACertPEM()).To(BeNil())
 }
 
@@ -759,8 +695,7 @@ func TestStartOn(t *testing.T) {
 func TestConcurrentUse(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -860,8 +795,7 @@ func TestFaultsThatRotate(t *testing.T) {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			s.SetSlowDelay(20 * time.Millisecond)
 			app := s.NewClient("cli", false)
 			seeded := s.IssueRefreshToken(app.ID)
@@ -899,8 +833,7 @@ func TestFaultsThatRotateLeaveErrorAnswers(t *testing.T) {
 		t.Run(fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app := s.NewClient("cli", false)
 			s.InjectFault(fault, 1)
 			a := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token"))
@@ -915,8 +848,7 @@ func TestFaultsThatRotateLeaveErrorAnswers(t *testing.T) {
 func TestFaultDropAfterReadDropsErrorAnswers(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("cli", false)
 	s.InjectFault(mautictest.FaultDropAfterRead, 1)
 	resp, err := noRedirects.Do(formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token")))
@@ -930,8 +862,7 @@ func TestFaultDropAfterReadDropsErrorAnswers(t *testing.T) {
 func TestFaultFractionalExpiresInIsTrue(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	s.SetAccessTokenLifetime(10 * time.Minute)
@@ -962,8 +893,7 @@ func TestSlowFaults(t *testing.T) {
 		t.Run(tc.fault.String(), func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			s := mautictest.NewServer()
-			defer s.Close()
+			s := mautictest.NewServerFor(t)
 			app := s.NewClient("cli", false)
 			seeded := s.IssueRefreshToken(app.ID)
 			s.SetSlowDelay(time.Hour)
@@ -1008,8 +938,7 @@ func TestSlowFaults(t *testing.T) {
 func TestFaultsOnAPIRequests(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
 	self := func() (int, error) {
@@ -1050,8 +979,7 @@ func TestFaultsOnAPIRequests(t *testing.T) {
 func TestRefreshTokenCounters(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	const redirect = "http://127.0.0.1:8085/callback"
 	app, other := s.NewClient("cli", true), s.NewClient("other", false)
 	seeded := s.IssueRefreshToken(app.ID)
@@ -1091,8 +1019,7 @@ func TestRefreshTokenCounters(t *testing.T) {
 func TestConcurrentRefreshCountsOneReuse(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("cli", false)
 	for round := 0; round < 10; round++ {
 		seeded := s.IssueRefreshToken(app.ID)
@@ -1138,7 +1065,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	t.Run("deterministic from the seed", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		var runs [][]int
+		runs := make([][]int, 0, 3)
 		for _, seed := range []int64{42, 42, 7} {
 			s := mautictest.NewServer()
 			app := s.NewClient("crm", true)
@@ -1153,8 +1080,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	t.Run("probability", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := s.NewClient("crm", true)
 		s.InjectRandomFaults(faults, 1, 1)
 		g.Expect(statuses(t, s, app, 10)).NotTo(ContainElement(http.StatusOK))
@@ -1166,8 +1092,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	t.Run("until cleared, API requests untouched", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := s.NewClient("crm", true)
 		token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
 		s.InjectRandomFaults([]mautictest.Fault{mautictest.FaultServerError}, 1, 1)
@@ -1183,8 +1108,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	t.Run("concurrent use", func(t *testing.T) {
 		t.Parallel()
 		g := NewWithT(t)
-		s := mautictest.NewServer()
-		defer s.Close()
+		s := mautictest.NewServerFor(t)
 		app := s.NewClient("crm", true)
 		s.InjectRandomFaults(faults, 0.5, 3)
 		var wg sync.WaitGroup
@@ -1207,8 +1131,7 @@ func TestInjectRandomFaults(t *testing.T) {
 func TestEchoRequests(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	s := mautictest.NewServer()
-	defer s.Close()
+	s := mautictest.NewServerFor(t)
 	app := s.NewClient("crm", true)
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {"wrong/secret+x"}, "refresh_token": {"rt/1"}}
 

@@ -123,7 +123,7 @@ func readSamples(dir string) ([]*unstructured.Unstructured, error) {
 func (e *Env) rewriteSamples(dir string, objects []*unstructured.Unstructured) (*AppliedSamples, error) {
 	var conn *unstructured.Unstructured
 	for _, obj := range objects {
-		if obj.GetKind() == "MauticConnection" {
+		if obj.GetKind() == authv1alpha1.Kind {
 			if conn != nil {
 				return nil, fmt.Errorf("%s holds more than one MauticConnection; one is expected", dir)
 			}
