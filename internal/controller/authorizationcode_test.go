@@ -97,7 +97,9 @@ func TestAuthorizationCodeRestartContinuesTheChain(t *testing.T) {
 func TestAuthorizationCodeRevokedTokenNeedsReauthorization(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	e := newAuthorizationCodeEnv(t, 3*time.Second)
+	// 6 s tokens, renewed after about 3 s: time enough to revoke the refresh token before the first
+	// renewal spends it, even on a loaded machine, so that the token read here is the last published.
+	e := newAuthorizationCodeEnv(t, 6*time.Second)
 	_, published := e.waitReady(authv1alpha1.TokenValidReason)
 	e.Mautic.RevokeRefreshTokens(e.App.ID)
 
