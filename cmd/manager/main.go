@@ -107,7 +107,8 @@ func run(ctx context.Context, opts operator.Options, qps float32, burst int) err
 	if err != nil {
 		return err
 	}
-	ctrl.Log.WithName("setup").Info("Starting manager", "version", version.Version, "commit", version.Commit, "watchNamespaces", opts.Namespaces, "leaderElection", opts.LeaderElect,
+	ctrl.Log.WithName("setup").Info("Starting manager", "version", version.Version, "commit", version.Commit,
+		"watchNamespaces", opts.Namespaces, "leaderElection", opts.LeaderElect,
 		"gracefulShutdownTimeout", op.GracefulShutdownTimeout(), "pendingRefreshTokenDir", opts.PendingDir)
 	return op.Run(ctx)
 }
