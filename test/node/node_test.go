@@ -29,7 +29,7 @@ type scenario struct {
 }
 
 // TestHelm installs the operator with the Helm chart, two replicas, from the image `make image`
-// built; workloads mounting the token Secrets keep calling Mautic without a failure across three
+// built; config/samples, edited only for the site, become Ready; workloads mounting the token Secrets keep calling Mautic without a failure across three
 // rotations and a rollout restart during an AuthorizationCode refresh; metrics are scraped with
 // a ServiceAccount token; the kubelet's Secret volume delay is measured; a `helm upgrade` to a
 // new image and chart version keeps every connection Ready and asks Mautic for no token that was
@@ -39,6 +39,7 @@ func TestHelm(t *testing.T) {
 	op := b.installWithHelm(t)
 	b.checkManagerPods(t, op, managerRepository+":"+managerTag)
 	s := b.startScenario(t, "node-helm-apps")
+	b.applySamples(t, "node-helm-samples", s.apps, s.site)
 	b.waitRotations(t, s, rotations)
 	b.restartDuringRefresh(t, op, s.site, s.ac)
 	b.scrapeMetrics(t, op, s.apps)
