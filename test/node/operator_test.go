@@ -85,8 +85,8 @@ func (b *bed) checkManagerPods(t *testing.T, op *operatorInstall, image string) 
 				t.Errorf("pod %s: container %s ready=%v restarts=%d", p.Name, cs.Name, cs.Ready, cs.RestartCount)
 			}
 			// The kubelet reports the user the process runs as (Kubernetes 1.31 and later).
-			if cs.User != nil && cs.User.Linux != nil && cs.User.Linux.UID == 0 {
-				t.Errorf("pod %s: container %s runs as root", p.Name, cs.Name)
+			if cs.User != nil && cs.User.Linux != nil && (cs.User.Linux.UID != 65532 || cs.User.Linux.GID != 65532) {
+				t.Errorf("pod %s: container %s runs as uid %d gid %d, want 65532:65532", p.Name, cs.Name, cs.User.Linux.UID, cs.User.Linux.GID)
 			}
 			if cs.User != nil && cs.User.Linux != nil {
 				t.Logf("manager pod %s runs as uid %d gid %d", p.Name, cs.User.Linux.UID, cs.User.Linux.GID)
