@@ -9,6 +9,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=hack/kube-ldflags.sh
+. "$root/hack/kube-ldflags.sh"
 kube_version=v1.37.2
 etcd_version=$(awk '/go.etcd.io\/etcd\/server\/v3/ {print $NF}' "$root/hack/controlplane/etcd/go.mod")
 cache=${MAUTIC_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mautic-operator}
@@ -19,12 +21,7 @@ log() { echo "controlplane: $*" >&2; }
 
 if [ ! -x "$bin/kube-apiserver" ]; then
   log "building kube-apiserver $kube_version into $bin (about 6 minutes the first time)"
-  minor=$(echo "$kube_version" | cut -d. -f2)
-  ldflags="-s -w"
-  ldflags+=" -X k8s.io/component-base/version.gitVersion=$kube_version"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
-  ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags=$(kube_ldflags "$kube_version")
   (cd "$root/hack/controlplane/kube-apiserver" &&
     CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
   mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"

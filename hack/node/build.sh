@@ -8,6 +8,8 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=hack/kube-ldflags.sh
+. "$root/hack/kube-ldflags.sh"
 kube_version=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$root/hack/node/kubernetes/go.mod")
 containerd_version=$(awk '$1 == "require" && $2 == "github.com/containerd/containerd/v2" {print $3}' "$root/hack/node/containerd/go.mod")
 cache=${MAUTIC_OPERATOR_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mautic-operator}
@@ -21,12 +23,7 @@ missing=0
 for b in "${kube_bins[@]}"; do [ -x "$bin/$b" ] || missing=1; done
 if [ "$missing" = 1 ]; then
   log "building ${kube_bins[*]} $kube_version into $bin (about 6 minutes the first time)"
-  minor=$(echo "$kube_version" | cut -d. -f2)
-  ldflags="-s -w"
-  ldflags+=" -X k8s.io/component-base/version.gitVersion=$kube_version"
-  ldflags+=" -X k8s.io/component-base/version.gitMajor=1"
-  ldflags+=" -X k8s.io/component-base/version.gitMinor=$minor"
-  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags=$(kube_ldflags "$kube_version")
   tmp="$bin/kube.tmp"
   rm -rf "$tmp" && mkdir -p "$tmp"
   pkgs=()

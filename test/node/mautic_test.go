@@ -73,33 +73,14 @@ func (b *bed) deployMautic(t *testing.T, namespace string, accessLifetime time.D
 		Data:       map[string][]byte{"ca.crt": caPEM},
 	}), "creating the Mautic CA Secret")
 
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: mauticName, Namespace: namespace},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{
-						Name:            "mautic",
-						Image:           mauticImage,
-						ImagePullPolicy: corev1.PullNever,
-						Args:            []string{"--access-token-lifetime=" + accessLifetime.String()},
-						Ports:           []corev1.ContainerPort{{Name: "https", ContainerPort: 8443}, {Name: "admin", ContainerPort: adminPort}},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/counters", Port: intstr.FromInt32(adminPort)}},
-							PeriodSeconds: 1,
-						},
-						VolumeMounts:    []corev1.VolumeMount{{Name: "tls", MountPath: "/etc/mautic-tls", ReadOnly: true}},
-						SecurityContext: restrictedContainer(),
-					}},
-					Volumes: []corev1.Volume{{Name: "tls", VolumeSource: corev1.VolumeSource{
-						Secret: &corev1.SecretVolumeSource{SecretName: "mautic-tls"}}}},
-					SecurityContext: restrictedPod(),
-				},
-			},
-		},
-	}
+	deploy := suiteDeployment(namespace, mauticName, corev1.Container{
+		Name:           "mautic",
+		Image:          mauticImage,
+		Args:           []string{"--access-token-lifetime=" + accessLifetime.String()},
+		Ports:          []corev1.ContainerPort{{Name: "https", ContainerPort: 8443}, {Name: "admin", ContainerPort: adminPort}},
+		ReadinessProbe: httpReadiness("/counters", adminPort),
+		VolumeMounts:   []corev1.VolumeMount{{Name: "tls", MountPath: "/etc/mautic-tls", ReadOnly: true}},
+	}, secretVolume("tls", "mautic-tls"))
 	must(t, b.client.Create(ctx, deploy), "creating the Mautic Deployment")
 	b.waitDeploymentReady(t, namespace, mauticName, 1)
 	site := &mauticSite{

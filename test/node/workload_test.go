@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -54,48 +52,24 @@ type change struct {
 // every second.
 func (b *bed) deployWorkload(t *testing.T, namespace, name, tokenSecret string, site *mauticSite) *workload {
 	t.Helper()
-	labels := map[string]string{"app": name}
-	secretVolume := func(volume, secret string) corev1.Volume {
-		return corev1.Volume{Name: volume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
-	}
-	deploy := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
-		Spec: appsv1.DeploymentSpec{
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{
-						Name:            "workload",
-						Image:           workloadImage,
-						ImagePullPolicy: corev1.PullNever,
-						Args: []string{
-							"--url=" + site.URL,
-							"--authorization-file=" + tokenMountPath + "/authorization",
-							"--ca-file=" + caMountPath + "/ca.crt",
-							"--watch-file=" + probeMountPath + "/" + probeKey,
-							"--interval=1s",
-						},
-						Ports: []corev1.ContainerPort{{Name: "stats", ContainerPort: workloadPort}},
-						ReadinessProbe: &corev1.Probe{
-							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromInt32(workloadPort)}},
-							PeriodSeconds: 1,
-						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "token", MountPath: tokenMountPath, ReadOnly: true},
-							{Name: "ca", MountPath: caMountPath, ReadOnly: true},
-							{Name: "probe", MountPath: probeMountPath, ReadOnly: true},
-						},
-						SecurityContext: restrictedContainer(),
-					}},
-					Volumes: []corev1.Volume{
-						secretVolume("token", tokenSecret), secretVolume("ca", caSecretName), secretVolume("probe", probeSecretName),
-					},
-					SecurityContext: restrictedPod(),
-				},
-			},
+	deploy := suiteDeployment(namespace, name, corev1.Container{
+		Name:  "workload",
+		Image: workloadImage,
+		Args: []string{
+			"--url=" + site.URL,
+			"--authorization-file=" + tokenMountPath + "/authorization",
+			"--ca-file=" + caMountPath + "/ca.crt",
+			"--watch-file=" + probeMountPath + "/" + probeKey,
+			"--interval=1s",
 		},
-	}
+		Ports:          []corev1.ContainerPort{{Name: "stats", ContainerPort: workloadPort}},
+		ReadinessProbe: httpReadiness("/healthz", workloadPort),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: "token", MountPath: tokenMountPath, ReadOnly: true},
+			{Name: "ca", MountPath: caMountPath, ReadOnly: true},
+			{Name: "probe", MountPath: probeMountPath, ReadOnly: true},
+		},
+	}, secretVolume("token", tokenSecret), secretVolume("ca", caSecretName), secretVolume("probe", probeSecretName))
 	must(t, b.client.Create(t.Context(), deploy), "creating the workload "+name)
 	return &workload{namespace: namespace, name: name, http: &http.Client{Timeout: 5 * time.Second}}
 }
