@@ -9,10 +9,12 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 )
 
@@ -124,6 +126,48 @@ func TestAPICostOfARestartAndARefresh(t *testing.T) {
 	delete(cost, "post events")
 	g.Expect(cost).To(BeEmpty(), "nothing else")
 	g.Expect(e.Mautic.TokenRequests()).To(Equal(tokenRequests+1), "one token request")
+}
+
+// A new connection reads the Secrets it needs once: its credentials for the token request, and a CA
+// Secret once for every connection that names it. That no token Secret exists yet the metadata
+// watch already says, so nothing reads it. Each connection costs one token request, one token
+// Secret write and one status patch.
+func TestAPICostOfNewConnections(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	e := newEnv(t)
+	tlsServer := mautictest.NewTLSServer()
+	t.Cleanup(tlsServer.Close)
+	e.Mautic = tlsServer
+	e.App = tlsServer.NewClient("crm", true)
+	e.createCredentials(e.clientCredentials())
+	g.Expect(k8sClient.Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mautic-ca", Namespace: e.Namespace},
+		Data: map[string][]byte{authv1alpha1.CACertKey: tlsServer.CACertPEM()}})).To(Succeed())
+	requests := &apiRequests{counts: map[string]int{}}
+	e.restartManager(func(next http.RoundTripper) http.RoundTripper { requests.next = next; return requests })
+	g.Eventually(func() int { return requests.snapshot()["watch mauticconnections"] }).WithTimeout(eventually).Should(BeNumerically(">", 0))
+
+	const connections = 3
+	before := requests.snapshot()
+	for i := range connections {
+		conn := e.newConnection()
+		conn.Name = fmt.Sprintf("crm-%d", i)
+		conn.Spec.AllowInsecureHTTP = false
+		conn.Spec.TLS = &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: "mautic-ca"}}
+		e.createConnection(conn)
+	}
+	g.Eventually(func() int { return countReady(e) }).WithTimeout(eventually).Should(Equal(connections))
+	time.Sleep(3 * time.Second) // the reconciles the first tokens' writes trigger
+	cost := requests.since(before)
+	g.Expect(cost["get secrets"]).To(Equal(connections+1), "each connection's credentials and the shared CA once; all: %v", cost)
+	g.Expect(cost["patch secrets"]).To(Equal(connections), "one token Secret write each; all: %v", cost)
+	g.Expect(cost["patch mauticconnections/status"]).To(Equal(connections), "one status patch each; all: %v", cost)
+	g.Expect(cost["post events"]).To(Equal(connections), "one event each; all: %v", cost)
+	g.Expect(e.Mautic.TokenRequests()).To(Equal(connections), "one token request each")
+	for _, kind := range []string{"get secrets", "patch secrets", "patch mauticconnections/status", "post events"} {
+		delete(cost, kind)
+	}
+	g.Expect(cost).To(BeEmpty(), "nothing else")
 }
 
 // countReady counts the test namespace's connections whose Ready condition is True.

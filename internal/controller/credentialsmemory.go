@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -49,6 +50,36 @@ func (m *credentialsMemory) forget(key types.NamespacedName) {
 	delete(m.entries, key)
 }
 
+// caMemory remembers the bundle of each CA Secret last read, by the Secret's version, for every
+// connection that names it: connections sharing a CA Secret read it once per change, not once each,
+// and share one copy of its bytes. An entry is a few kilobytes per CA Secret ever referenced.
+type caMemory struct {
+	mu      sync.Mutex
+	entries map[types.NamespacedName]rememberedCA
+}
+
+// rememberedCA is a CA Secret's bundle as read at version.
+type rememberedCA struct {
+	version string
+	bundle  []byte
+}
+
+func (m *caMemory) get(key types.NamespacedName, version string) ([]byte, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	entry, ok := m.entries[key]
+	return entry.bundle, ok && entry.version == version
+}
+
+func (m *caMemory) put(key types.NamespacedName, version string, bundle []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.entries == nil {
+		m.entries = map[types.NamespacedName]rememberedCA{}
+	}
+	m.entries[key] = rememberedCA{version: version, bundle: bundle}
+}
+
 // secretVersionOf identifies one state of a Secret: "<uid>:<resourceVersion>"; "-" for none.
 func secretVersionOf(obj metav1.Object) string {
 	if obj == nil || obj.GetUID() == "" {
@@ -57,21 +88,36 @@ func secretVersionOf(obj metav1.Object) string {
 	return string(obj.GetUID()) + ":" + obj.GetResourceVersion()
 }
 
+// watchedVersion returns the version of a Secret as the metadata watch has it; false when the watch
+// does not know it (not synced, missing, or no watch).
+func (r *MauticConnectionReconciler) watchedVersion(ctx context.Context, namespace, name string) (string, bool) {
+	if r.secretMetadata == nil {
+		return "", false
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	if err := r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, meta); err != nil {
+		return "", false
+	}
+	return secretVersionOf(meta), true
+}
+
+// watchedAbsent reports whether the metadata watch, which lists every Secret the manager may read,
+// has no Secret of that name: false when it has one or cannot tell.
+func (r *MauticConnectionReconciler) watchedAbsent(ctx context.Context, namespace, name string) bool {
+	if r.secretMetadata == nil {
+		return false
+	}
+	meta := &metav1.PartialObjectMetadata{}
+	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return apierrors.IsNotFound(r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, meta))
+}
+
 // cachedSecretVersions returns the versions of the connection's credentials and CA Secrets as the
 // metadata watch has them, in the form s.secretVersions takes after a read; false when the watch
 // does not know one of them (not synced, or missing), so that the caller reads them.
 func (r *MauticConnectionReconciler) cachedSecretVersions(ctx context.Context, s *scope) (string, bool) {
-	if r.secretMetadata == nil {
-		return "", false
-	}
-	version := func(name string) (string, bool) {
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-		if err := r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: s.conn.Namespace, Name: name}, meta); err != nil {
-			return "", false
-		}
-		return secretVersionOf(meta), true
-	}
+	version := func(name string) (string, bool) { return r.watchedVersion(ctx, s.conn.Namespace, name) }
 	versions, ok := version(s.conn.Spec.CredentialsSecretRef.Name)
 	if !ok {
 		return "", false

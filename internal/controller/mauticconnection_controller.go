@@ -79,6 +79,7 @@ type MauticConnectionReconciler struct {
 
 	memory            tokenMemory
 	credentialsMemory credentialsMemory
+	caMemory          caMemory
 	statuses          statusMemory
 	retries           configurationRetries
 	namespaces        namespaceShare
@@ -278,18 +279,12 @@ func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *sco
 	s.credentialsHash = creds.hash(grant)
 
 	if tls := s.conn.Spec.TLS; tls != nil && tls.CASecretRef != nil {
-		caSecret, err := r.readSecret(ctx, s.conn.Namespace, tls.CASecretRef.Name)
+		caCert, version, err := r.readCA(ctx, s.conn.Namespace, tls.CASecretRef.Name)
+		if version != "" {
+			s.secretVersions += "/" + version
+		}
 		if err != nil {
 			return ctrl.Result{}, err
-		}
-		if caSecret != nil {
-			s.secretVersions += "/" + secretVersionOf(caSecret)
-		}
-		caCert, problem := caCertFrom(caSecret)
-		if problem != "" {
-			return ctrl.Result{}, configurationError(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
-				"CA Secret %s/%s %s: put the PEM certificates of Mautic's CA in its key %s, or fix spec.tls.caSecretRef.name",
-				s.conn.Namespace, tls.CASecretRef.Name, problem, authv1alpha1.CACertKey))
 		}
 		s.caCert = caCert
 	}
@@ -297,6 +292,35 @@ func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *sco
 		uid: s.conn.UID, versions: s.secretVersions, credentials: s.credentials, hash: s.credentialsHash, caCert: s.caCert,
 	})
 	return ctrl.Result{}, nil
+}
+
+// readCA returns the bundle of a CA Secret and the Secret's version ("" when it is missing or
+// could not be read). A bundle read before at the version the metadata watch shows is not read
+// again; otherwise the Secret is read uncached and, when usable, remembered for every connection
+// that names it.
+func (r *MauticConnectionReconciler) readCA(ctx context.Context, namespace, name string) ([]byte, string, error) {
+	key := types.NamespacedName{Namespace: namespace, Name: name}
+	if version, ok := r.watchedVersion(ctx, namespace, name); ok {
+		if bundle, ok := r.caMemory.get(key, version); ok {
+			return bundle, version, nil
+		}
+	}
+	caSecret, err := r.readSecret(ctx, namespace, name)
+	if err != nil {
+		return nil, "", err
+	}
+	version := ""
+	if caSecret != nil {
+		version = secretVersionOf(caSecret)
+	}
+	caCert, problem := caCertFrom(caSecret)
+	if problem != "" {
+		return nil, version, configurationError(authv1alpha1.CASecretInvalidReason, fmt.Sprintf(
+			"CA Secret %s/%s %s: put the PEM certificates of Mautic's CA in its key %s, or fix spec.tls.caSecretRef.name",
+			namespace, name, problem, authv1alpha1.CACertKey))
+	}
+	r.caMemory.put(key, version, caCert)
+	return caCert, version, nil
 }
 
 // reconcileToken runs the policy chain and, only when a policy fires, asks Mautic for a new token
@@ -497,8 +521,8 @@ func (r *MauticConnectionReconciler) knownToken(s *scope) (known *issuedToken, m
 }
 
 // readTokenSecret reads the token Secret from the cache, which holds only managed Secrets. When it
-// is not there, an uncached read tells a missing Secret from one that exists without the operator's
-// label; such a Secret, or one controlled by another object, is a conflict the operator will not overwrite.
+// is not there and the metadata watch has a Secret of that name, an uncached read tells a managed
+// Secret not yet cached from one that exists without the operator's label; such a Secret, or one controlled by another object, is a conflict the operator will not overwrite.
 func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *authv1alpha1.MauticConnection) (*corev1.Secret, bool, error) {
 	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.TokenSecretName()}
 	secret := &corev1.Secret{}
@@ -509,6 +533,11 @@ func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *
 		return secret, owner != "" && owner != conn.UID, nil
 	case !apierrors.IsNotFound(err):
 		return nil, false, fmt.Errorf("reading token Secret %s: %w", key, err)
+	}
+	if r.watchedAbsent(ctx, conn.Namespace, key.Name) {
+		// No Secret of that name at all: nothing to read. (One created since the watch last saw the
+		// namespace is no more protected by a read here, which would race the write just the same.)
+		return nil, false, nil
 	}
 	unmanaged, err := r.readSecret(ctx, conn.Namespace, key.Name)
 	if err != nil {
