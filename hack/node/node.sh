@@ -14,7 +14,8 @@
 # Everything stays on this machine: the node address NODE_IP (added to lo) is where the API
 # server, etcd and the kubelet listen and what pods reach the API server by; pods get addresses of
 # POD_CIDR on the bridge BRIDGE, Services ClusterIPs of SERVICE_CIDR that kube-proxy's iptables
-# rules translate. Needs root.
+# rules translate; the Service range is routed to the bridge and pods' forwarded traffic may only
+# go to the bridge, so nothing reaches the default route. Needs root.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -27,6 +28,8 @@ POD_GATEWAY=${POD_GATEWAY:-10.244.0.1}
 SERVICE_CIDR=${SERVICE_CIDR:-10.96.0.0/24}
 KUBERNETES_SERVICE_IP=${KUBERNETES_SERVICE_IP:-10.96.0.1}
 BRIDGE=${BRIDGE:-mautic-cni0}
+# Pod traffic may only leave by the bridge (a chain in FORWARD); see up for the Service route.
+EGRESS_CHAIN=MAUTIC-NODE-EGRESS
 CNI_NETWORK=mautic-node
 STATE=${NODE_STATE_DIR:-/var/lib/mautic-node}
 RUN=${NODE_RUN_DIR:-/run/mautic-node}
@@ -310,6 +313,15 @@ up() {
   # iptables (nf_tables backend) creates its tables on first use; down deletes the ones it made.
   if command -v nft >/dev/null; then nft list tables > "$STATE/nft-tables.before"; fi
   ip addr add "$NODE_IP/32" dev lo
+  # The Service range is routed to the bridge, made here before the bridge plugin finds and uses
+  # it: a ClusterIP that kube-proxy has no rule for yet goes nowhere (no neighbour answers on the
+  # bridge) instead of out of the default route. (These kernels have no dummy links.)
+  ip link add "$BRIDGE" type bridge
+  ip link set "$BRIDGE" up
+  ip route add "$SERVICE_CIDR" dev "$BRIDGE"
+  iptables -N "$EGRESS_CHAIN"
+  iptables -A "$EGRESS_CHAIN" -s "$POD_CIDR" ! -o "$BRIDGE" -j REJECT
+  iptables -I FORWARD 1 -j "$EGRESS_CHAIN"
   pki
   configs
 
@@ -414,11 +426,11 @@ remove_chains() {
   command -v "$ipt" >/dev/null || return 0
   for table in filter nat mangle raw; do
     "$ipt" -t "$table" -S >/dev/null 2>&1 || continue
-    "$ipt" -t "$table" -S | { grep -E '^-A [A-Z]+ .*-j (KUBE|CNI)-' || true; } | while read -r rule; do
+    "$ipt" -t "$table" -S | { grep -E '^-A [A-Z]+ .*-j (KUBE|CNI|MAUTIC-NODE)-' || true; } | while read -r rule; do
       # shellcheck disable=SC2086 # the rule is a list of arguments, as iptables -S prints it.
       eval "$ipt -t $table -D ${rule#-A }" 2>/dev/null || true
     done
-    chains=$("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI)-/ {print $2}')
+    chains=$("$ipt" -t "$table" -S | awk '$1 == "-N" && $2 ~ /^(KUBE|CNI|MAUTIC-NODE)-/ {print $2}')
     for c in $chains; do "$ipt" -t "$table" -F "$c" 2>/dev/null || true; done
     for c in $chains; do "$ipt" -t "$table" -X "$c" 2>/dev/null || true; done
   done

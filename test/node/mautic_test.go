@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -88,18 +89,21 @@ func (b *bed) deployMautic(t *testing.T, namespace string, accessLifetime time.D
 		admin: fmt.Sprintf("http://%s:%d", ip, adminPort),
 		http:  &http.Client{Timeout: 10 * time.Second},
 	}
-	// A Ready pod is reachable through its Service once kube-proxy has written its rules.
+	// A Ready pod is reachable through its Service once kube-proxy has written its rules. Each try
+	// opens its own connection: one made before the rules existed never reaches the pod.
+	probe := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	b.eventually(t, time.Minute, "the Mautic test server to answer through its Service", func() (bool, string) {
 		req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, site.admin+"/counters", nil)
 		if err != nil {
 			return false, err.Error()
 		}
-		resp, err := site.http.Do(req)
+		resp, err := probe.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
 		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, resp.Status
+		return resp.StatusCode == http.StatusOK, fmt.Sprintf("%s: %q", resp.Status, body)
 	})
 	return site
 }
