@@ -9,12 +9,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
-	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
 )
 
@@ -136,13 +134,8 @@ func TestAPICostOfNewConnections(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	tlsServer := mautictest.NewTLSServer()
-	t.Cleanup(tlsServer.Close)
-	e.Mautic = tlsServer
-	e.App = tlsServer.NewClient("crm", true)
-	e.createCredentials(e.clientCredentials())
-	g.Expect(k8sClient.Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mautic-ca", Namespace: e.Namespace},
-		Data: map[string][]byte{authv1alpha1.CACertKey: tlsServer.CACertPEM()}})).To(Succeed())
+	tlsServer := e.useTLSServer()
+	e.createCASecret("mautic-ca", tlsServer.CACertPEM())
 	requests := &apiRequests{counts: map[string]int{}}
 	e.restartManager(func(next http.RoundTripper) http.RoundTripper { requests.next = next; return requests })
 	g.Eventually(func() int { return requests.snapshot()["watch mauticconnections"] }).WithTimeout(eventually).Should(BeNumerically(">", 0))
@@ -152,8 +145,7 @@ func TestAPICostOfNewConnections(t *testing.T) {
 	for i := range connections {
 		conn := e.newConnection()
 		conn.Name = fmt.Sprintf("crm-%d", i)
-		conn.Spec.AllowInsecureHTTP = false
-		conn.Spec.TLS = &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: "mautic-ca"}}
+		withPrivateCA(conn, "mautic-ca")
 		e.createConnection(conn)
 	}
 	g.Eventually(func() int { return countReady(e) }).WithTimeout(eventually).Should(Equal(connections))

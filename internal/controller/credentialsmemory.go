@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,10 +13,7 @@ import (
 // credentialsMemory remembers, per connection, the credentials and CA last read and the versions of
 // the Secrets they came from, so that a reconcile reads those Secrets from the API server only when
 // the metadata watch shows them changed: a steady-state reconcile makes no API request.
-type credentialsMemory struct {
-	mu      sync.Mutex
-	entries map[types.NamespacedName]rememberedCredentials
-}
+type credentialsMemory struct{ keyed[rememberedCredentials] }
 
 // rememberedCredentials are one connection's credentials as last read.
 type rememberedCredentials struct {
@@ -29,34 +25,18 @@ type rememberedCredentials struct {
 }
 
 func (m *credentialsMemory) get(key types.NamespacedName, uid types.UID) (rememberedCredentials, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	entry, ok := m.entries[key]
+	entry, ok := m.load(key)
 	return entry, ok && entry.uid == uid
 }
 
 func (m *credentialsMemory) put(key types.NamespacedName, entry rememberedCredentials) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil {
-		m.entries = map[types.NamespacedName]rememberedCredentials{}
-	}
-	m.entries[key] = entry
-}
-
-func (m *credentialsMemory) forget(key types.NamespacedName) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.entries, key)
+	m.store(key, entry)
 }
 
 // caMemory remembers the bundle of each CA Secret last read, by the Secret's version, for every
 // connection that names it: connections sharing a CA Secret read it once per change, not once each,
 // and share one copy of its bytes. An entry is a few kilobytes per CA Secret ever referenced.
-type caMemory struct {
-	mu      sync.Mutex
-	entries map[types.NamespacedName]rememberedCA
-}
+type caMemory struct{ keyed[rememberedCA] }
 
 // rememberedCA is a CA Secret's bundle as read at version.
 type rememberedCA struct {
@@ -65,19 +45,12 @@ type rememberedCA struct {
 }
 
 func (m *caMemory) get(key types.NamespacedName, version string) ([]byte, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	entry, ok := m.entries[key]
+	entry, ok := m.load(key)
 	return entry.bundle, ok && entry.version == version
 }
 
 func (m *caMemory) put(key types.NamespacedName, version string, bundle []byte) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.entries == nil {
-		m.entries = map[types.NamespacedName]rememberedCA{}
-	}
-	m.entries[key] = rememberedCA{version: version, bundle: bundle}
+	m.store(key, rememberedCA{version: version, bundle: bundle})
 }
 
 // secretVersionOf identifies one state of a Secret: "<uid>:<resourceVersion>"; "-" for none.

@@ -14,6 +14,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
+	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
 	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
@@ -32,6 +33,31 @@ func (e *env) createCredentials(data map[string]string) {
 // clientCredentials returns the credentials Secret keys of the test's Mautic client.
 func (e *env) clientCredentials() map[string]string {
 	return map[string]string{authv1alpha1.ClientIDKey: e.App.ID, authv1alpha1.ClientSecretKey: e.App.Secret}
+}
+
+// useTLSServer makes the test's Mautic a test server with a private CA, with one API client and
+// the credentials Secret for it, and returns it.
+func (e *env) useTLSServer() *mautictest.Server {
+	e.t.Helper()
+	tlsServer := mautictest.NewTLSServer()
+	e.t.Cleanup(tlsServer.Close)
+	e.Mautic = tlsServer
+	e.App = tlsServer.NewClient("crm", true)
+	e.createCredentials(e.clientCredentials())
+	return tlsServer
+}
+
+// createCASecret creates the Secret name holding the CA bundle caPEM.
+func (e *env) createCASecret(name string, caPEM []byte) {
+	e.t.Helper()
+	NewWithT(e.t).Expect(k8sClient.Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.Namespace},
+		Data: map[string][]byte{authv1alpha1.CACertKey: caPEM}})).To(Succeed())
+}
+
+// withPrivateCA makes conn an https connection that trusts the CA in the Secret caSecret.
+func withPrivateCA(conn *authv1alpha1.MauticConnection, caSecret string) {
+	conn.Spec.AllowInsecureHTTP = false
+	conn.Spec.TLS = &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: caSecret}}
 }
 
 // newConnection returns a connection to the test server; mutate it before createConnection.

@@ -163,6 +163,7 @@ func (r *MauticConnectionReconciler) Reconcile(ctx context.Context, req ctrl.Req
 		return ctrl.Result{}, nil
 	}
 
+	r.statuses.catchUp(conn)
 	s := &scope{conn: conn, now: r.Clock.Now(), minTokenInterval: r.minTokenInterval(), refreshRequest: refreshRequest(conn)}
 	before := conn.DeepCopy()
 	defer func() { result, retErr = r.finishReconcile(ctx, s, before, result, retErr) }()
@@ -222,7 +223,7 @@ func (r *MauticConnectionReconciler) finishReconcile(ctx context.Context, s *sco
 	if err := r.Client.Status().Patch(ctx, conn, client.MergeFrom(before)); err != nil {
 		return ctrl.Result{}, kerrors.NewAggregate([]error{retErr, client.IgnoreNotFound(err)})
 	}
-	r.statuses.put(key, conn.UID, &conn.Status)
+	r.statuses.put(key, conn.UID, before.ResourceVersion, &conn.Status)
 	return result, retErr
 }
 

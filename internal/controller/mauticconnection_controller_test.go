@@ -389,19 +389,13 @@ func TestPrivateCAFromSecret(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	e := newEnv(t)
-	tlsServer := mautictest.NewTLSServer()
-	t.Cleanup(tlsServer.Close)
-	e.Mautic = tlsServer
-	e.App = tlsServer.NewClient("crm", true)
-	e.createCredentials(e.clientCredentials())
+	tlsServer := e.useTLSServer()
 	conn := e.newConnection()
-	conn.Spec.AllowInsecureHTTP = false
-	conn.Spec.TLS = &authv1alpha1.TLSSpec{CASecretRef: &authv1alpha1.SecretReference{Name: "mautic-ca"}}
+	withPrivateCA(conn, "mautic-ca")
 	e.createConnection(conn)
 
 	e.waitFor(authv1alpha1.StalledCondition, metav1.ConditionTrue, authv1alpha1.CASecretInvalidReason)
-	g.Expect(k8sClient.Create(e.Ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "mautic-ca", Namespace: e.Namespace},
-		Data: map[string][]byte{authv1alpha1.CACertKey: tlsServer.CACertPEM()}})).To(Succeed())
+	e.createCASecret("mautic-ca", tlsServer.CACertPEM())
 	e.waitReady(authv1alpha1.TokenValidReason)
 
 	e.updateConnection(func(c *authv1alpha1.MauticConnection) { c.Spec.TLS = nil })
