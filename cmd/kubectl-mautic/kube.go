@@ -8,29 +8,16 @@ import (
 	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 )
 
 // userAgent identifies the plugin to the API server.
 const userAgent = "kubectl-mautic"
-
-// scheme knows the client-go kinds and MauticConnection.
-var scheme = newScheme()
-
-// newScheme returns a scheme with the client-go kinds and the auth.mautic-operator.dev kinds.
-func newScheme() *runtime.Scheme {
-	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(authv1alpha1.AddToScheme(s))
-	return s
-}
 
 // kubeFlags are kubectl's flags for choosing a cluster and a namespace.
 type kubeFlags struct {
@@ -70,7 +57,7 @@ func connect(f kubeFlags) (client.Client, string, error) {
 		return nil, "", fmt.Errorf("reading the kubeconfig: %w", err)
 	}
 	restConfig.UserAgent = userAgent
-	kube, err := client.New(restConfig, client.Options{Scheme: scheme})
+	kube, err := client.New(restConfig, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return nil, "", fmt.Errorf("creating a Kubernetes client: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
@@ -51,7 +52,7 @@ func TestMain(m *testing.M) {
 func useControlPlane(t *testing.T) {
 	t.Helper()
 	testenv.Shared(t, func(cp *testenv.ControlPlane) (err error) {
-		if k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme}); err != nil {
+		if k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme.New()}); err != nil {
 			return fmt.Errorf("creating a client: %w", err)
 		}
 		if kubeconfigDir, err = os.MkdirTemp("", "kubectl-mautic-test-"); err != nil {

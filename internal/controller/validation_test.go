@@ -13,6 +13,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 	"github.com/mautic-operator/mautic-operator/internal/testenv"
 )
 
@@ -117,7 +118,7 @@ func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
 	useControlPlane(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme := testenv.NewScheme()
+	scheme := scheme.New()
 	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
 	crds, err := client.New(controlPlane.Config, client.Options{Scheme: scheme})
 	g.Expect(err).NotTo(HaveOccurred())

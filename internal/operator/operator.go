@@ -15,9 +15,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
@@ -35,6 +32,7 @@ import (
 	"github.com/mautic-operator/mautic-operator/internal/controller"
 	"github.com/mautic-operator/mautic-operator/internal/mautic"
 	"github.com/mautic-operator/mautic-operator/internal/pending"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 )
 
 // LeaderElectionID names the Lease that elects the replica refreshing tokens.
@@ -46,14 +44,6 @@ const shutdownMargin = 10 * time.Second
 
 // startupStopTimeout is how long a manager that never reconciled gets to stop after its context ends.
 const startupStopTimeout = 5 * time.Second
-
-// NewScheme returns the scheme of the manager and its tests: the built-in kinds and MauticConnection.
-func NewScheme() *runtime.Scheme {
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(authv1alpha1.AddToScheme(scheme))
-	return scheme
-}
 
 // Options are the manager's settings; cmd/manager fills them from its flags.
 type Options struct {
@@ -137,7 +127,7 @@ func New(ctx context.Context, restConfig *rest.Config, opts Options) (*Operator,
 	criticalSection := controller.CriticalSectionTimeout(opts.Mautic.Timeout)
 	gracefulShutdown := criticalSection + shutdownMargin
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Scheme:                        NewScheme(),
+		Scheme:                        scheme.New(),
 		Cache:                         cacheOptions(opts.Namespaces, opts.ConnectionSelector),
 		Metrics:                       metricsOptions(opts),
 		HealthProbeBindAddress:        opts.ProbeAddr,

@@ -24,7 +24,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/mautic-operator/mautic-operator/internal/operator"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 )
 
 const (
@@ -46,11 +46,6 @@ type ControlPlane struct {
 	KubeConfig []byte
 
 	env *envtest.Environment
-}
-
-// NewScheme returns the scheme of every harness: the built-in kinds and MauticConnection.
-func NewScheme() *runtime.Scheme {
-	return operator.NewScheme()
 }
 
 // AssetsDir returns the directory of the control plane binaries from KUBEBUILDER_ASSETS, or an
@@ -95,22 +90,22 @@ func Start(crdDir string) (*ControlPlane, error) {
 		}
 		crdDir = filepath.Join(root, "config", "crd", "bases")
 	}
-	scheme := NewScheme()
+	harnessScheme := scheme.New()
 	env := &envtest.Environment{
 		CRDDirectoryPaths:     []string{crdDir},
 		ErrorIfCRDPathMissing: true,
-		Scheme:                scheme,
+		Scheme:                harnessScheme,
 	}
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, fmt.Errorf("starting the local control plane: %w", err)
 	}
-	k8sClient, err := client.New(cfg, client.Options{Scheme: scheme})
+	k8sClient, err := client.New(cfg, client.Options{Scheme: harnessScheme})
 	if err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("creating a Kubernetes client: %w", err)
 	}
-	return &ControlPlane{Config: cfg, Client: k8sClient, Scheme: scheme, KubeConfig: env.KubeConfig, env: env}, nil
+	return &ControlPlane{Config: cfg, Client: k8sClient, Scheme: harnessScheme, KubeConfig: env.KubeConfig, env: env}, nil
 }
 
 // AddUser adds a user with groups and returns a kubeconfig for them.

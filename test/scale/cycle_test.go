@@ -21,7 +21,7 @@ import (
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
-	"github.com/mautic-operator/mautic-operator/internal/testenv"
+	"github.com/mautic-operator/mautic-operator/internal/scheme"
 	"github.com/mautic-operator/mautic-operator/internal/testenv/localenv"
 	"github.com/mautic-operator/mautic-operator/internal/token"
 )
@@ -171,7 +171,7 @@ type cycleHarness struct {
 func (h cycleHarness) runCycle(ctx context.Context, lifetime, timeout time.Duration) (cycleResult, error) {
 	result := cycleResult{lifetime: lifetime}
 	log.SetLogger(logr.Discard()) // the watch's informer logs nothing the report needs
-	watch, err := startTokenWatch(ctx, h.config, testenv.NewScheme())
+	watch, err := startTokenWatch(ctx, h.config, scheme.New())
 	if err != nil {
 		return result, err
 	}
