@@ -8,6 +8,7 @@
 //	SCALE_UNRELATED_SECRETS  Secrets of 10 KiB in another namespace, unrelated to any connection (default 0)
 //	SCALE_MANAGER_ARGS       extra manager flags, space-separated
 //	SCALE_MANAGER_ENV        extra environment of the manager, space-separated, e.g. GOMEMLIMIT=230MiB
+//	SCALE_MANAGER_MEMORY_LIMIT  run the manager in a memory cgroup with this limit, e.g. 256Mi (root)
 //	SCALE_RESTART_WINDOW     how long the restarted manager is watched (default 30s)
 //	SCALE_CYCLE_LIFETIME     access-token lifetime of the refresh cycle after the restart (default 5m; 0 skips the cycle)
 //	SCALE_READY_TIMEOUT      how long all connections may take to become Ready (default 30m)
@@ -36,6 +37,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -59,6 +61,7 @@ const (
 type params struct {
 	connections, hosts, unrelated int
 	extraArgs, extraEnv           []string
+	memoryLimit                   int64
 	restartWindow, readyTimeout   time.Duration
 	cycleLifetime                 time.Duration
 	report, command               string
@@ -117,6 +120,13 @@ func readParams(root string) (p params, err error) {
 	}
 	p.extraArgs = strings.Fields(os.Getenv("SCALE_MANAGER_ARGS"))
 	p.extraEnv = strings.Fields(os.Getenv("SCALE_MANAGER_ENV"))
+	if v := os.Getenv("SCALE_MANAGER_MEMORY_LIMIT"); v != "" {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Value() <= 0 {
+			return p, fmt.Errorf("SCALE_MANAGER_MEMORY_LIMIT=%q: want a memory size such as 256Mi", v)
+		}
+		p.memoryLimit = q.Value()
+	}
 	p.report = os.Getenv("SCALE_REPORT")
 	if p.report == "" {
 		p.report = filepath.Join(root, "bin", "scale-report.md")
@@ -307,6 +317,13 @@ func TestScale(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred(), "building the manager: %s", out)
 	binary := filepath.Join(workDir, "manager")
 
+	var cgroup *memoryCgroup
+	if p.memoryLimit > 0 {
+		cgroup, err = newMemoryCgroup(p.memoryLimit)
+		g.Expect(err).NotTo(HaveOccurred())
+		t.Cleanup(func() { _ = cgroup.remove() }) // after env.Stop, registered below, stopped the managers
+	}
+
 	env, err := localenv.Start(localenv.Options{WorkDir: workDir, AdminUser: "scale-admin"})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
@@ -381,6 +398,9 @@ func TestScale(t *testing.T) {
 			LogPath: filepath.Join(workDir, fmt.Sprintf("manager-%d.log", n)),
 		})
 		g.Expect(err).NotTo(HaveOccurred())
+		if cgroup != nil {
+			g.Expect(cgroup.add(m.Pid)).To(Succeed())
+		}
 		return m, profiling
 	}
 
@@ -509,6 +529,15 @@ func TestScale(t *testing.T) {
 	row("restart: connections Ready at the end of the window", fmt.Sprintf("%d/%d", ready, p.connections))
 	if p.cycleLifetime > 0 {
 		b.WriteString(cycle.report())
+	}
+	if cgroup != nil {
+		peak, kills := cgroup.peakKiB(), cgroup.oomKills()
+		fmt.Fprintf(&b, "\nMemory cgroup of both managers (whole run), as a container's limit holds it:\n\n"+
+			"| figure | value |\n|---|---:|\n| limit | %s |\n| peak charged (anonymous memory and page cache) | %s |\n"+
+			"| processes killed for memory | %d |\n", mib(int(p.memoryLimit/1024)), mib(peak), kills)
+		if kills != 0 {
+			t.Errorf("the kernel killed %d manager processes at the memory limit %s", kills, mib(int(p.memoryLimit/1024)))
+		}
 	}
 	b.WriteString(readyCPU.table(fmt.Sprintf("CPU time from the first create until all Ready (%s on %d CPUs; the harness's creates are in it):",
 		readyTook.Round(time.Second), runtime.NumCPU()), readyTook))
