@@ -523,7 +523,8 @@ func (r *MauticConnectionReconciler) knownToken(s *scope) (known *issuedToken, m
 
 // readTokenSecret reads the token Secret from the cache, which holds only managed Secrets. When it
 // is not there and the metadata watch has a Secret of that name, an uncached read tells a managed
-// Secret not yet cached from one that exists without the operator's label; such a Secret, or one controlled by another object, is a conflict the operator will not overwrite.
+// Secret not yet cached from one that exists without the operator's label; such a Secret, or one
+// controlled by another object, is a conflict the operator will not overwrite.
 func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *authv1alpha1.MauticConnection) (*corev1.Secret, bool, error) {
 	key := types.NamespacedName{Namespace: conn.Namespace, Name: conn.TokenSecretName()}
 	secret := &corev1.Secret{}

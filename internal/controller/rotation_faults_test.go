@@ -55,12 +55,12 @@ func (o *persistOutage) RoundTrip(req *http.Request) (*http.Response, error) {
 		_, _, decodeErr := clientgoscheme.Codecs.UniversalDeserializer().Decode(body, nil, secret)
 		if decodeErr != nil || secret.Annotations[authv1alpha1.RefreshClaimAnnotation] == "" {
 			o.failed.Add(1)
-			return &http.Response{
+			return &http.Response{ //nolint:nilerr // an unreadable body is not a claim: it fails like the outage it plays
 				StatusCode: http.StatusServiceUnavailable, Status: "503 Service Unavailable", Request: req,
 				Header: http.Header{"Content-Type": {"application/json"}},
 				Body: io.NopCloser(strings.NewReader(`{"kind":"Status","apiVersion":"v1","status":"Failure",` +
 					`"message":"the API server is down","reason":"ServiceUnavailable","code":503}`)),
-			}, nil //nolint:nilerr // an unreadable body is not a claim: it fails like the outage it plays
+			}, nil
 		}
 	}
 	return o.forward.RoundTrip(req)

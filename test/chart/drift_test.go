@@ -142,7 +142,7 @@ func TestBuildInstallerMatchesChart(t *testing.T) {
 		t.Skip("CONTROLLER_GEN is not set: `make test` runs this test with make build-installer")
 	}
 	out := filepath.Join(t.TempDir(), "install.yaml")
-	cmd := exec.Command("make", "--no-print-directory", "build-installer", "IMG="+defaultImage, "INSTALLER="+out)
+	cmd := exec.CommandContext(t.Context(), "make", "--no-print-directory", "build-installer", "IMG="+defaultImage, "INSTALLER="+out)
 	cmd.Dir = repoRoot()
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make build-installer: %v\n%s", err, msg)

@@ -55,7 +55,7 @@ func helmTemplate(t *testing.T, namespace string, args ...string) []object {
 // runHelm runs helm and returns its combined output.
 func runHelm(t *testing.T, args ...string) ([]byte, error) {
 	t.Helper()
-	cmd := exec.Command(helmBinary(t), args...)
+	cmd := exec.CommandContext(t.Context(), helmBinary(t), args...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()

@@ -191,7 +191,7 @@ func (b *bed) buildImage(pkg, name, version, out string) error {
 
 // run runs a command in the repository, its output going to the test's stderr.
 func (b *bed) run(name string, args ...string) error {
-	cmd := exec.Command(name, args...)
+	cmd := exec.CommandContext(context.Background(), name, args...)
 	cmd.Dir = b.root
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
@@ -200,7 +200,7 @@ func (b *bed) run(name string, args ...string) error {
 // output runs a command in the repository and returns its standard output; its standard error
 // goes with the error.
 func (b *bed) output(name string, args ...string) (string, error) {
-	cmd := exec.Command(name, args...)
+	cmd := exec.CommandContext(context.Background(), name, args...)
 	cmd.Dir = b.root
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

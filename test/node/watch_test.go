@@ -121,10 +121,3 @@ func (w *connectionWatch) issuedAt(digest string) (time.Time, bool) {
 	at, ok := w.issued[digest]
 	return at, ok
 }
-
-// status returns the latest status seen of key.
-func (w *connectionWatch) status(key client.ObjectKey) authv1alpha1.MauticConnectionStatus {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.last[key]
-}

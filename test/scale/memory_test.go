@@ -49,7 +49,7 @@ func fetchProfile(ctx context.Context, addr, query string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("heap profile: HTTP %d", resp.StatusCode)
 	}

@@ -497,7 +497,7 @@ func TestScale(t *testing.T) {
 	g.Expect(m2.Stop()).To(Succeed())
 
 	// Report.
-	goVersion, _ := exec.Command("go", "version").Output()
+	goVersion, _ := exec.CommandContext(ctx, "go", "version").Output()
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Scale run: %d ClientCredentials connections\n\n", p.connections)
 	fmt.Fprintf(&b, "- date: %s\n", started.UTC().Format(time.RFC3339))
