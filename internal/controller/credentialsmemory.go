@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -61,29 +62,35 @@ func secretVersionOf(obj metav1.Object) string {
 	return string(obj.GetUID()) + ":" + obj.GetResourceVersion()
 }
 
-// watchedVersion returns the version of a Secret as the metadata watch has it; false when the watch
-// does not know it (not synced, missing, or no watch).
-func (r *MauticConnectionReconciler) watchedVersion(ctx context.Context, namespace, name string) (string, bool) {
+// errNoSecretWatch stands for the answer of a reconciler without the metadata watch (unit tests).
+var errNoSecretWatch = errors.New("no metadata watch of Secrets")
+
+// watchedSecret looks a Secret up in the metadata watch, which lists every Secret the manager may
+// read, and returns its version; a NotFound error when the watch has no Secret of that name.
+func (r *MauticConnectionReconciler) watchedSecret(ctx context.Context, namespace, name string) (string, error) {
 	if r.secretMetadata == nil {
-		return "", false
+		return "", errNoSecretWatch
 	}
 	meta := &metav1.PartialObjectMetadata{}
 	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	if err := r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, meta); err != nil {
-		return "", false
+		return "", err
 	}
-	return secretVersionOf(meta), true
+	return secretVersionOf(meta), nil
 }
 
-// watchedAbsent reports whether the metadata watch, which lists every Secret the manager may read,
-// has no Secret of that name: false when it has one or cannot tell.
+// watchedVersion returns the version of a Secret as the metadata watch has it; false when the watch
+// does not know it (not synced, missing, or no watch).
+func (r *MauticConnectionReconciler) watchedVersion(ctx context.Context, namespace, name string) (string, bool) {
+	version, err := r.watchedSecret(ctx, namespace, name)
+	return version, err == nil
+}
+
+// watchedAbsent reports whether the metadata watch has no Secret of that name: false when it has
+// one or cannot tell.
 func (r *MauticConnectionReconciler) watchedAbsent(ctx context.Context, namespace, name string) bool {
-	if r.secretMetadata == nil {
-		return false
-	}
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	return apierrors.IsNotFound(r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, meta))
+	_, err := r.watchedSecret(ctx, namespace, name)
+	return apierrors.IsNotFound(err)
 }
 
 // cachedSecretVersions returns the versions of the connection's credentials and CA Secrets as the

@@ -118,9 +118,9 @@ func TestAStoredInvalidConnectionStallsOnlyItself(t *testing.T) {
 	useControlPlane(t)
 	g := NewWithT(t)
 	ctx := context.Background()
-	scheme := scheme.New()
-	g.Expect(apiextensionsv1.AddToScheme(scheme)).To(Succeed())
-	crds, err := client.New(controlPlane.Config, client.Options{Scheme: scheme})
+	crdScheme := scheme.New()
+	g.Expect(apiextensionsv1.AddToScheme(crdScheme)).To(Succeed())
+	crds, err := client.New(controlPlane.Config, client.Options{Scheme: crdScheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	g.Expect(crds.Get(ctx, client.ObjectKey{Name: testenv.CRDName}, crd)).To(Succeed())

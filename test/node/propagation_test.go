@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 )
 
 // propagationSamples is how many probe Secret updates are timed.
@@ -56,7 +58,7 @@ func TestSecretPropagation(t *testing.T) {
 	// measurement does not look at.
 	must(t, b.client.Create(t.Context(), &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: "unused-token", Namespace: apps},
-		Data:       map[string][]byte{"authorization": []byte("Bearer unused")},
+		Data:       map[string][]byte{authv1alpha1.AuthorizationKey: []byte("Bearer unused")},
 	}), "creating the workload's token Secret")
 	w := b.deployWorkload(t, apps, "probe-workload", "unused-token", site)
 	b.waitDeploymentReady(t, apps, w.name, 1)
