@@ -136,6 +136,11 @@ func (b *bed) upgradeWithHelm(t *testing.T, op *operatorInstall, s *scenario) {
 		"--version", newChart, "--app-version", newVersion)
 	must(t, err, "packaging the new chart version: "+out)
 
+	// Counting starts at a moment when no refresh is under way or about to start, so that no
+	// refresh is seen in the window whose token request Mautic counted before it.
+	b.eventually(t, 2*accessTokenLifetime, "a moment without a refresh under way", func() (bool, string) {
+		return s.watch.quietMoment(time.Now(), 5*time.Second)
+	})
 	before := s.site.counters(t)
 	start := time.Now()
 	out, err = b.helmCmd("upgrade", "mautic-operator", filepath.Join(chartOut, "mautic-operator-"+newChart+".tgz"),

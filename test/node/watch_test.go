@@ -93,6 +93,27 @@ func (w *connectionWatch) poll(ctx context.Context) {
 	}
 }
 
+// quietMoment reports whether no connection is near a refresh at now: each was last refreshed
+// more than two seconds ago (lastRefreshTime has a resolution of one second) and renews no sooner
+// than margin from now. A window of counts that starts at such a moment holds no refresh whose
+// token request came before it.
+func (w *connectionWatch) quietMoment(now time.Time, margin time.Duration) (bool, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, c := range w.conns {
+		st, ok := w.last[c.key]
+		switch {
+		case !ok || st.LastRefreshTime == nil || st.RenewAt == nil:
+			return false, fmt.Sprintf("%s has no refresh yet", c.key)
+		case now.Sub(st.LastRefreshTime.Time) < 2*time.Second:
+			return false, fmt.Sprintf("%s was refreshed at %s", c.key, st.LastRefreshTime.Format(time.RFC3339))
+		case st.RenewAt.Sub(now) < margin:
+			return false, fmt.Sprintf("%s renews at %s", c.key, st.RenewAt.Format(time.RFC3339))
+		}
+	}
+	return true, ""
+}
+
 // notReadySeen returns the observations of a connection not Ready so far.
 func (w *connectionWatch) notReadySeen() []string {
 	w.mu.Lock()
