@@ -96,7 +96,7 @@ const (
 	// applied to it (data, labels, annotations), so that drift is noticed by comparing one value.
 	AppliedHashAnnotation = "auth.mautic-operator.dev/applied-hash"
 	// SecretVersionsAnnotation on the token Secret records the UIDs and resourceVersions of the
-	// credentials and CA Secrets the token was obtained with: while the metadata watch shows the
+	// credentials and CA Secrets the token was obtained with: while the watch of Secret versions shows the
 	// same, a restarted manager trusts the token without reading those Secrets.
 	SecretVersionsAnnotation = "auth.mautic-operator.dev/secret-versions"
 	// AuthorizedAtAnnotation on the state Secret records when a person last authorized the connection.

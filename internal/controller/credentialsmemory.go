@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"errors"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -13,7 +12,7 @@ import (
 
 // credentialsMemory remembers, per connection, the credentials and CA last read and the versions of
 // the Secrets they came from, so that a reconcile reads those Secrets from the API server only when
-// the metadata watch shows them changed: a steady-state reconcile makes no API request.
+// the watch of Secret versions shows them changed: a steady-state reconcile makes no API request.
 type credentialsMemory struct{ keyed[rememberedCredentials] }
 
 // rememberedCredentials are one connection's credentials as last read.
@@ -62,42 +61,35 @@ func secretVersionOf(obj metav1.Object) string {
 	return string(obj.GetUID()) + ":" + obj.GetResourceVersion()
 }
 
-// errNoSecretWatch stands for the answer of a reconciler without the metadata watch (unit tests).
-var errNoSecretWatch = errors.New("no metadata watch of Secrets")
-
-// watchedSecret looks a Secret up in the metadata watch, which lists every Secret the manager may
-// read, and returns its version; a NotFound error when the watch has no Secret of that name.
-func (r *MauticConnectionReconciler) watchedSecret(ctx context.Context, namespace, name string) (string, error) {
-	if r.secretMetadata == nil {
-		return "", errNoSecretWatch
+// watchedSecret looks a Secret up in the watch of Secret versions, which lists every Secret the
+// manager may read, and returns its version; a NotFound error when the watch has no Secret of that
+// name, another error when it cannot tell (not listed yet, or no watch: unit tests).
+func (r *MauticConnectionReconciler) watchedSecret(namespace, name string) (string, error) {
+	if r.secretWatch == nil {
+		return "", errSecretsNotListed
 	}
-	meta := &metav1.PartialObjectMetadata{}
-	meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	if err := r.secretMetadata.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, meta); err != nil {
-		return "", err
-	}
-	return secretVersionOf(meta), nil
+	return r.secretWatch.version(namespace, name)
 }
 
-// watchedVersion returns the version of a Secret as the metadata watch has it; false when the watch
+// watchedVersion returns the version of a Secret as the watch of Secret versions has it; false when the watch
 // does not know it (not synced, missing, or no watch).
-func (r *MauticConnectionReconciler) watchedVersion(ctx context.Context, namespace, name string) (string, bool) {
-	version, err := r.watchedSecret(ctx, namespace, name)
+func (r *MauticConnectionReconciler) watchedVersion(namespace, name string) (string, bool) {
+	version, err := r.watchedSecret(namespace, name)
 	return version, err == nil
 }
 
-// watchedAbsent reports whether the metadata watch has no Secret of that name: false when it has
+// watchedAbsent reports whether the watch of Secret versions has no Secret of that name: false when it has
 // one or cannot tell.
-func (r *MauticConnectionReconciler) watchedAbsent(ctx context.Context, namespace, name string) bool {
-	_, err := r.watchedSecret(ctx, namespace, name)
+func (r *MauticConnectionReconciler) watchedAbsent(namespace, name string) bool {
+	_, err := r.watchedSecret(namespace, name)
 	return apierrors.IsNotFound(err)
 }
 
 // cachedSecretVersions returns the versions of the connection's credentials and CA Secrets as the
-// metadata watch has them, in the form s.secretVersions takes after a read; false when the watch
+// watch of Secret versions has them, in the form s.secretVersions takes after a read; false when the watch
 // does not know one of them (not synced, or missing), so that the caller reads them.
-func (r *MauticConnectionReconciler) cachedSecretVersions(ctx context.Context, s *scope) (string, bool) {
-	version := func(name string) (string, bool) { return r.watchedVersion(ctx, s.conn.Namespace, name) }
+func (r *MauticConnectionReconciler) cachedSecretVersions(s *scope) (string, bool) {
+	version := func(name string) (string, bool) { return r.watchedVersion(s.conn.Namespace, name) }
 	versions, ok := version(s.conn.Spec.CredentialsSecretRef.Name)
 	if !ok {
 		return "", false
@@ -117,7 +109,7 @@ func (r *MauticConnectionReconciler) cachedSecretVersions(ctx context.Context, s
 // were when the published token was obtained (the credentials themselves are then read only if a
 // token is needed). It reports false when they must be read.
 func (r *MauticConnectionReconciler) credentialsUnchanged(ctx context.Context, s *scope) bool {
-	versions, ok := r.cachedSecretVersions(ctx, s)
+	versions, ok := r.cachedSecretVersions(s)
 	if !ok {
 		return false
 	}

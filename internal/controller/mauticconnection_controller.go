@@ -74,8 +74,8 @@ type MauticConnectionReconciler struct {
 	// default DefaultConfigurationRetry.
 	ConfigurationRetry time.Duration
 
-	// secretMetadata is the metadata-only cache of Secrets that SetupWithManager starts.
-	secretMetadata client.Reader
+	// secretWatch is the watch of Secret versions that SetupWithManager starts; nil without one.
+	secretWatch *secretVersions
 
 	memory            tokenMemory
 	credentialsMemory credentialsMemory
@@ -296,12 +296,12 @@ func (r *MauticConnectionReconciler) readCredentials(ctx context.Context, s *sco
 }
 
 // readCA returns the bundle of a CA Secret and the Secret's version ("" when it is missing or
-// could not be read). A bundle read before at the version the metadata watch shows is not read
+// could not be read). A bundle read before at the version the watch of Secret versions shows is not read
 // again; otherwise the Secret is read uncached and, when usable, remembered for every connection
 // that names it.
 func (r *MauticConnectionReconciler) readCA(ctx context.Context, namespace, name string) ([]byte, string, error) {
 	key := types.NamespacedName{Namespace: namespace, Name: name}
-	if version, ok := r.watchedVersion(ctx, namespace, name); ok {
+	if version, ok := r.watchedVersion(namespace, name); ok {
 		if bundle, ok := r.caMemory.get(key, version); ok {
 			return bundle, version, nil
 		}
@@ -522,7 +522,7 @@ func (r *MauticConnectionReconciler) knownToken(s *scope) (known *issuedToken, m
 }
 
 // readTokenSecret reads the token Secret from the cache, which holds only managed Secrets. When it
-// is not there and the metadata watch has a Secret of that name, an uncached read tells a managed
+// is not there and the watch of Secret versions has a Secret of that name, an uncached read tells a managed
 // Secret not yet cached from one that exists without the operator's label; such a Secret, or one
 // controlled by another object, is a conflict the operator will not overwrite.
 func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *authv1alpha1.MauticConnection) (*corev1.Secret, bool, error) {
@@ -536,7 +536,7 @@ func (r *MauticConnectionReconciler) readTokenSecret(ctx context.Context, conn *
 	case !apierrors.IsNotFound(err):
 		return nil, false, fmt.Errorf("reading token Secret %s: %w", key, err)
 	}
-	if r.watchedAbsent(ctx, conn.Namespace, key.Name) {
+	if r.watchedAbsent(conn.Namespace, key.Name) {
 		// No Secret of that name at all: nothing to read. (One created since the watch last saw the
 		// namespace is no more protected by a read here, which would race the write just the same.)
 		return nil, false, nil

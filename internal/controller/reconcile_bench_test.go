@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	goruntime "runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -341,17 +344,12 @@ func BenchmarkTrustTokenSecret(b *testing.B) {
 	})
 }
 
-// benchKeptSink holds the last object keepOnlyIdentity returned, so that the compiler cannot drop
-// the allocation the benchmark measures.
-var benchKeptSink any
-
-// BenchmarkKeepOnlyIdentity is the transform the metadata-only credentials cache applies to every
-// Secret it sees, most of them unrelated to any connection. The Secret here carries what makes
-// real ones big: a last-applied-configuration annotation (kubectl apply copies the whole Secret,
-// data included, into it) and managedFields. bytes_in/secret and bytes_kept/secret are the JSON
-// sizes of the metadata before and after the transform, a proxy for what the cache would hold;
-// B/op is the heap the transform allocates for the kept object.
-func BenchmarkKeepOnlyIdentity(b *testing.B) {
+// BenchmarkSecretVersions is what the watch of Secret versions keeps of every Secret it lists,
+// most of them unrelated to any connection. The Secrets carry what makes real ones big: a
+// last-applied-configuration annotation (kubectl apply copies the whole Secret, data included,
+// into it), labels and managedFields. bytes_in/secret is the JSON size of one Secret's metadata;
+// heap_bytes/secret the live heap the store holds per Secret once the list it was given is gone.
+func BenchmarkSecretVersions(b *testing.B) {
 	lastApplied := `{"apiVersion":"v1","kind":"Secret","metadata":{"name":"tls-wildcard","namespace":"sales"},` +
 		`"type":"kubernetes.io/tls","data":{"tls.crt":"` + strings.Repeat("TUlJRnpqQ0NBN2FnQXdJQkFnSVV", 400) + `"}}`
 	full := &metav1.PartialObjectMetadata{
@@ -382,26 +380,36 @@ func BenchmarkKeepOnlyIdentity(b *testing.B) {
 			}},
 		},
 	}
-	kept, err := keepOnlyIdentity(full)
-	if err != nil {
-		b.Fatalf("keepOnlyIdentity: %v", err)
-	}
 	fullJSON, err := json.Marshal(full)
 	if err != nil {
 		b.Fatal(err)
 	}
-	keptJSON, err := json.Marshal(kept)
-	if err != nil {
-		b.Fatal(err)
-	}
-
-	b.ReportAllocs()
+	const secrets = 10000
+	var heapPerSecret float64
 	for b.Loop() {
-		// The sink keeps the kept object on the heap, as the cache does, so that B/op counts it.
-		if benchKeptSink, err = keepOnlyIdentity(full); err != nil {
+		store, base := newVersionStore(), heapInUse()
+		list := make([]any, secrets)
+		for i := range list {
+			secret := full.DeepCopy()
+			secret.Name = fmt.Sprintf("%s-%05d", full.Name, i)
+			secret.UID = types.UID(fmt.Sprintf("7c9e6679-7425-40de-944b-%012d", i))
+			list[i] = secret
+		}
+		if err := store.Replace(list, "1"); err != nil {
 			b.Fatal(err)
 		}
+		list = nil
+		heapPerSecret = float64(heapInUse()-base) / secrets
+		goruntime.KeepAlive(store)
 	}
 	b.ReportMetric(float64(len(fullJSON)), "bytes_in/secret")
-	b.ReportMetric(float64(len(keptJSON)), "bytes_kept/secret")
+	b.ReportMetric(heapPerSecret, "heap_bytes/secret")
+}
+
+// heapInUse is the live heap after a collection.
+func heapInUse() int64 {
+	goruntime.GC()
+	var stats goruntime.MemStats
+	goruntime.ReadMemStats(&stats)
+	return int64(stats.HeapAlloc)
 }

@@ -6,16 +6,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/metadata"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
-	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	authv1alpha1 "github.com/mautic-operator/mautic-operator/api/v1alpha1"
 )
@@ -38,43 +38,26 @@ type SetupOptions struct {
 
 // SetupWithManager registers the controller. Token Secrets come from the manager's cache, which must
 // be restricted to Secrets with the managed-by label (see ManagedSecretsCacheOptions). Credentials
-// Secrets are the user's: they are watched through a separate metadata-only cache that keeps little
-// more than each Secret's name, so that a change reconciles the connections that read the Secret
-// while memory stays small however many unrelated Secrets exist.
+// Secrets are the user's: a watch of their metadata keeps only each Secret's name and version
+// (secretVersions), so that a change reconciles the connections that read the Secret while memory
+// stays small however many unrelated Secrets exist.
 func (r *MauticConnectionReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager, opts SetupOptions) error {
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &authv1alpha1.MauticConnection{}, secretRefsIndex, secretRefs); err != nil {
 		return fmt.Errorf("indexing MauticConnections by Secret: %w", err)
 	}
 
-	cacheOptions := cache.Options{
-		Scheme:           mgr.GetScheme(),
-		Mapper:           mgr.GetRESTMapper(),
-		DefaultTransform: keepOnlyIdentity,
-	}
-	if len(opts.Namespaces) > 0 {
-		cacheOptions.DefaultNamespaces = map[string]cache.Config{}
-		for _, ns := range opts.Namespaces {
-			cacheOptions.DefaultNamespaces[ns] = cache.Config{}
-		}
-	}
-	credentialsCache, err := cache.New(mgr.GetConfig(), cacheOptions)
+	secretClient, err := metadata.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
 	if err != nil {
-		return fmt.Errorf("creating the credentials Secret cache: %w", err)
+		return fmt.Errorf("creating the client of the Secret version watch: %w", err)
 	}
-	r.secretMetadata = credentialsCache
+	r.secretWatch = newSecretVersions(secretClient, opts.Namespaces, r.connectionsReading)
 	r.workers = max(opts.MaxConcurrentReconciles, 1)
-	if err := mgr.Add(credentialsCache); err != nil {
-		return fmt.Errorf("starting the credentials Secret cache: %w", err)
-	}
-	secretMetadata := &metav1.PartialObjectMetadata{}
-	secretMetadata.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&authv1alpha1.MauticConnection{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, refreshRequestChanged))).
 		Owns(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(credentialsCache, secretMetadata,
-			handler.TypedEnqueueRequestsFromMapFunc(r.connectionsReading))).
+		WatchesRawSource(r.secretWatch).
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(opts.MaxConcurrentReconciles, 1)}).
 		Named("mauticconnection").
 		Complete(r)
@@ -148,11 +131,11 @@ func secretBytes(secret *corev1.Secret) int {
 }
 
 // connectionsReading maps a Secret to the connections in its namespace that read it.
-func (r *MauticConnectionReconciler) connectionsReading(ctx context.Context, secret *metav1.PartialObjectMetadata) []reconcile.Request {
+func (r *MauticConnectionReconciler) connectionsReading(ctx context.Context, secret types.NamespacedName) []reconcile.Request {
 	connections := &authv1alpha1.MauticConnectionList{}
 	if err := r.Client.List(ctx, connections, client.InNamespace(secret.Namespace),
 		client.MatchingFields{secretRefsIndex: secret.Name}); err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Listing the connections that read a Secret", "secret", client.ObjectKeyFromObject(secret))
+		ctrl.LoggerFrom(ctx).Error(err, "Listing the connections that read a Secret", "secret", secret)
 		return nil
 	}
 	requests := make([]reconcile.Request, 0, len(connections.Items))
@@ -173,22 +156,4 @@ func secretRefs(obj client.Object) []string {
 		refs = append(refs, tls.CASecretRef.Name)
 	}
 	return refs
-}
-
-// keepOnlyIdentity trims cached Secret metadata to what the watch needs: a change shows as a new
-// resourceVersion, and the name says which connections to reconcile.
-func keepOnlyIdentity(in any) (any, error) {
-	full, ok := in.(*metav1.PartialObjectMetadata)
-	if !ok {
-		return in, nil
-	}
-	return &metav1.PartialObjectMetadata{
-		TypeMeta: full.TypeMeta,
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            full.Name,
-			Namespace:       full.Namespace,
-			UID:             full.UID,
-			ResourceVersion: full.ResourceVersion,
-		},
-	}, nil
 }
