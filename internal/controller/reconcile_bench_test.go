@@ -398,7 +398,6 @@ func BenchmarkSecretVersions(b *testing.B) {
 		if err := store.Replace(list, "1"); err != nil {
 			b.Fatal(err)
 		}
-		list = nil
 		heapPerSecret = float64(heapInUse()-base) / secrets
 		goruntime.KeepAlive(store)
 	}
