@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mautic-operator/mautic-operator/test/node/answers"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -153,19 +154,10 @@ func (m *mauticSite) holdNextTokenAnswer(t *testing.T, clientID string, d time.D
 	m.call(t, http.MethodPost, "/hold", url.Values{"client": {clientID}, "seconds": {fmt.Sprint(int(d.Seconds()))}}, nil)
 }
 
-// serverCounters are the Mautic test server's request counters.
-type serverCounters struct {
-	TokenRequests         int            `json:"token_requests"`
-	TokenRequestsByClient map[string]int `json:"token_requests_by_client"`
-	APIRequests           int            `json:"api_requests"`
-	ReusedRefreshTokens   int            `json:"reused_refresh_tokens"`
-	HeldAnswers           int            `json:"held_answers"`
-}
-
 // counters reads the request counters.
-func (m *mauticSite) counters(t *testing.T) serverCounters {
+func (m *mauticSite) counters(t *testing.T) answers.Counters {
 	t.Helper()
-	var c serverCounters
+	var c answers.Counters
 	m.call(t, http.MethodGet, "/counters", nil, &c)
 	return c
 }

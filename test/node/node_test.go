@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mautic-operator/mautic-operator/test/node/answers"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
@@ -160,7 +161,7 @@ func (b *bed) upgradeWithHelm(t *testing.T, op *operatorInstall, s *scenario) {
 	upgraded := time.Now()
 
 	// Every token request must show as a refresh in the connection's status.
-	var after serverCounters
+	var after answers.Counters
 	b.eventually(t, 30*time.Second, "each token request of the upgrade to show as a refresh", func() (bool, string) {
 		after = s.site.counters(t)
 		for _, c := range []*connection{s.cc, s.ac} {

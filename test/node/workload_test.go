@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mautic-operator/mautic-operator/test/node/answers"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,21 +31,6 @@ const (
 type workload struct {
 	namespace, name string
 	http            *http.Client
-}
-
-// workloadStats is the workload's GET /stats answer.
-type workloadStats struct {
-	Successes    int      `json:"successes"`
-	Failures     int      `json:"failures"`
-	LastFailure  string   `json:"last_failure"`
-	TokenChanges []change `json:"token_changes"`
-	WatchChanges []change `json:"watch_changes"`
-}
-
-// change is a new content of a mounted file and when the workload first read it.
-type change struct {
-	At    time.Time `json:"at"`
-	Value string    `json:"value"`
 }
 
 // deployWorkload runs a workload that mounts tokenSecret as a whole volume (no subPath), the CA of
@@ -85,7 +71,7 @@ func (b *bed) ensureProbeSecret(t *testing.T, namespace string) {
 
 // stats reads the workload's counters from its pod (on the node's pod network, which this
 // machine routes to).
-func (b *bed) stats(t *testing.T, w *workload) workloadStats {
+func (b *bed) stats(t *testing.T, w *workload) answers.Stats {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -108,7 +94,7 @@ func (b *bed) stats(t *testing.T, w *workload) workloadStats {
 	resp, err := w.http.Do(req)
 	must(t, err, "reading the workload's stats")
 	defer func() { _ = resp.Body.Close() }()
-	var s workloadStats
+	var s answers.Stats
 	must(t, json.NewDecoder(resp.Body).Decode(&s), "decoding the workload's stats")
 	return s
 }

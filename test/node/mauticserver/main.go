@@ -15,7 +15,7 @@
 //	POST /clients?name=N[&client_credentials=true]  register an API client: {"id", "secret"}
 //	POST /refresh-tokens?client=ID                   seed a refresh token: {"refresh_token"}
 //	POST /hold?client=ID&seconds=S                   hold the next token answer to ID S seconds
-//	GET  /counters                                   request counters (see counters)
+//	GET  /counters                                   request counters (answers.Counters)
 package main
 
 import (
@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/mautic-operator/mautic-operator/internal/mautic/mautictest"
+	"github.com/mautic-operator/mautic-operator/test/node/answers"
 )
 
 func main() {
@@ -104,20 +105,6 @@ type server struct {
 	heldAnswers int           // token answers held so far (counted when the hold begins)
 }
 
-// counters is the answer of GET /counters.
-type counters struct {
-	// TokenRequests counts token-endpoint requests of every client, faults and failures included.
-	TokenRequests int `json:"token_requests"`
-	// TokenRequestsByClient counts them per client id.
-	TokenRequestsByClient map[string]int `json:"token_requests_by_client"`
-	// APIRequests counts /api requests (the workload's and the operator's verifications).
-	APIRequests int `json:"api_requests"`
-	// ReusedRefreshTokens counts refresh requests that presented an already rotated refresh token.
-	ReusedRefreshTokens int `json:"reused_refresh_tokens"`
-	// HeldAnswers counts token answers held by POST /hold, from the moment each hold began.
-	HeldAnswers int `json:"held_answers"`
-}
-
 // adminHandler is the control API.
 func (s *server) adminHandler() http.Handler {
 	mux := http.NewServeMux()
@@ -143,7 +130,7 @@ func (s *server) adminHandler() http.Handler {
 		writeJSON(w, map[string]int{"seconds": seconds})
 	})
 	mux.HandleFunc("GET /counters", func(w http.ResponseWriter, _ *http.Request) {
-		c := counters{
+		c := answers.Counters{
 			TokenRequests:         s.mautic.TokenRequests(),
 			TokenRequestsByClient: map[string]int{},
 			APIRequests:           s.mautic.APIRequests(),

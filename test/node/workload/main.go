@@ -28,6 +28,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mautic-operator/mautic-operator/test/node/answers"
 )
 
 func main() {
@@ -88,27 +90,6 @@ func newHTTPClient(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: transport, Timeout: 5 * time.Second}, nil
 }
 
-// Change is a new content of a watched file and when it was first seen.
-type Change struct {
-	// At is when the workload first read the new content.
-	At time.Time `json:"at"`
-	// Value is the content (watch file) or the first 16 hex digits of its SHA-256 (token).
-	Value string `json:"value"`
-}
-
-// Stats is the answer of GET /stats.
-type Stats struct {
-	// Successes and Failures count the API requests answered 200 and the others.
-	Successes int `json:"successes"`
-	Failures  int `json:"failures"`
-	// LastFailure describes the latest failure.
-	LastFailure string `json:"last_failure,omitempty"`
-	// TokenChanges are the authorization file's contents as digests, the first one included.
-	TokenChanges []Change `json:"token_changes"`
-	// WatchChanges are the watch file's contents, the first one included.
-	WatchChanges []Change `json:"watch_changes"`
-}
-
 // workload holds the counters.
 type workload struct {
 	url      string
@@ -116,16 +97,16 @@ type workload struct {
 	client   *http.Client
 
 	mu    sync.Mutex
-	stats Stats
+	stats answers.Stats
 }
 
 // snapshot returns a copy of the stats.
-func (w *workload) snapshot() Stats {
+func (w *workload) snapshot() answers.Stats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	s := w.stats
-	s.TokenChanges = append([]Change(nil), s.TokenChanges...)
-	s.WatchChanges = append([]Change(nil), s.WatchChanges...)
+	s.TokenChanges = append([]answers.Change(nil), s.TokenChanges...)
+	s.WatchChanges = append([]answers.Change(nil), s.WatchChanges...)
 	return s
 }
 
@@ -188,13 +169,13 @@ func (w *workload) watch(ctx context.Context, authFile, watchFile string) {
 			sum := sha256.Sum256(b)
 			if d := hex.EncodeToString(sum[:])[:16]; d != lastToken {
 				lastToken = d
-				w.record(&w.stats.TokenChanges, Change{At: now, Value: d})
+				w.record(&w.stats.TokenChanges, answers.Change{At: now, Value: d})
 			}
 		}
 		if watchFile != "" {
 			if b, err := os.ReadFile(watchFile); err == nil && string(b) != lastWatch { //nolint:gosec // G304: the mounted file the pod spec names
 				lastWatch = string(b)
-				w.record(&w.stats.WatchChanges, Change{At: now, Value: lastWatch})
+				w.record(&w.stats.WatchChanges, answers.Change{At: now, Value: lastWatch})
 			}
 		}
 		select {
@@ -206,7 +187,7 @@ func (w *workload) watch(ctx context.Context, authFile, watchFile string) {
 }
 
 // record appends c to changes under the lock.
-func (w *workload) record(changes *[]Change, c Change) {
+func (w *workload) record(changes *[]answers.Change, c answers.Change) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	*changes = append(*changes, c)
