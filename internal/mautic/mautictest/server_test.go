@@ -126,9 +126,7 @@ func edited(form url.Values, pairs ...string) url.Values {
 }
 
 func TestNewClientID(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	first, second := s.NewClient("one", true), s.NewClient("two", false)
 	g.Expect(first.ID).To(MatchRegexp(`^1_[0-9a-z]{20,}$`))
 	g.Expect(second.ID).To(MatchRegexp(`^2_[0-9a-z]{20,}$`))
@@ -141,9 +139,7 @@ func TestTokenClientCredentialsSuccess(t *testing.T) {
 	for _, path := range []string{"/oauth/v2/token", "/index.php/oauth/v2/token"} {
 		for _, method := range []string{http.MethodPost, http.MethodGet} {
 			t.Run(method+path, func(t *testing.T) {
-				t.Parallel()
-				g := NewWithT(t)
-				s := mautictest.NewServerFor(t)
+				g, s := parallelServer(t)
 				app := s.NewClient("crm", true)
 				var a answer
 				if method == http.MethodPost {
@@ -220,12 +216,10 @@ func TestTokenErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			g := NewWithT(t)
-			s := mautictest.NewServerFor(t)
+			g, s := parallelServer(t)
 			app, noCC := s.NewClient("crm", true), s.NewClient("browser", false)
 			form, header := tc.setup(s, app, noCC)
-			a := postForm(t, s.URL()+"/oauth/v2/token", form, header...)
+			a := postToken(t, s, form, header...)
 			g.Expect(a.status).To(Equal(tc.status), a.raw)
 			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
 			g.Expect(a.header.Get("Mautic-Version")).To(BeEmpty())
@@ -238,9 +232,7 @@ func TestTokenErrors(t *testing.T) {
 }
 
 func TestTokenBasicClientAuthWhenEnabled(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("crm", true)
 	s.SetBasicAuthEnabled(true)
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, s.URL()+"/oauth/v2/token",
@@ -254,14 +246,12 @@ func TestTokenBasicClientAuthWhenEnabled(t *testing.T) {
 }
 
 func TestRefreshTokenRotation(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	app := s.NewClient("crm", false)
 	refresh := func(token string) answer {
-		return postForm(t, s.URL()+"/oauth/v2/token", url.Values{
+		return postToken(t, s, url.Values{
 			"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {app.Secret}, "refresh_token": {token},
 		})
 	}
@@ -305,15 +295,13 @@ func TestAuthorizationCode(t *testing.T) {
 	t.Parallel()
 	const redirect = "http://127.0.0.1:8085/callback"
 	exchange := func(t *testing.T, s *mautictest.Server, app mautictest.ClientApp, code, redirectURI string) answer {
-		return postForm(t, s.URL()+"/oauth/v2/token", url.Values{
+		return postToken(t, s, url.Values{
 			"grant_type": {"authorization_code"}, "client_id": {app.ID}, "client_secret": {app.Secret},
 			"code": {code}, "redirect_uri": {redirectURI},
 		})
 	}
 	t.Run("authorize, exchange once", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := mautictest.ClientApp{ID: "7_abc", Secret: "s3cret", Name: "cli", RedirectURIs: []string{redirect}}
 		s.AddClient(app)
 
@@ -341,9 +329,7 @@ func TestAuthorizationCode(t *testing.T) {
 		g.Expect(self.json).To(HaveKeyWithValue("username", mautictest.DefaultUsername))
 	})
 	t.Run("expired code", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		s.SetClock(fakeClock)
 		app := s.NewClient("cli", false)
@@ -354,9 +340,7 @@ func TestAuthorizationCode(t *testing.T) {
 		g.Expect(exchange(t, s, app, "", redirect).firstError()).To(HaveKeyWithValue("message", mautictest.MessageNoCode))
 	})
 	t.Run("authorize errors", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := mautictest.ClientApp{ID: "7_abc", Secret: "s", RedirectURIs: []string{redirect}}
 		s.AddClient(app)
 		authorize := func(values url.Values) answer { return get(t, s.URL()+"/oauth/v2/authorize?"+values.Encode()) }
@@ -462,12 +446,10 @@ func TestUsersSelf(t *testing.T) {
 	for _, tc := range cases {
 		for _, prefix := range []string{"", "/index.php"} {
 			t.Run(tc.name+prefix, func(t *testing.T) {
-				t.Parallel()
-				g := NewWithT(t)
-				s := mautictest.NewServerFor(t)
+				g, s := parallelServer(t)
 				s.SetMauticVersion("6.0.1")
 				app := s.NewClient("crm", true)
-				token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+				token := postToken(t, s, clientCredentialsForm(app)).json["access_token"].(string)
 				query, header := tc.setup(s, token)
 				a := get(t, s.URL()+prefix+"/api/users/self"+query, header...)
 				g.Expect(a.status).To(Equal(tc.status), a.raw)
@@ -493,14 +475,12 @@ func TestUsersSelf(t *testing.T) {
 }
 
 func TestExpiredAccessToken(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	s.SetAccessTokenLifetime(10 * time.Minute)
 	app := s.NewClient("crm", true)
-	a := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	a := postToken(t, s, clientCredentialsForm(app))
 	g.Expect(a.json).To(HaveKeyWithValue("expires_in", float64(600)))
 	token := a.json["access_token"].(string)
 	fakeClock.SetTime(fakeClock.Now().Add(10 * time.Minute))
@@ -533,9 +513,7 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault.String(), func(t *testing.T) {
-			t.Parallel()
-			g := NewWithT(t)
-			s := mautictest.NewServerFor(t)
+			g, s := parallelServer(t)
 			app := s.NewClient("crm", true)
 			s.InjectFault(tc.fault, 2)
 			for i := 0; i < 2; i++ {
@@ -548,31 +526,27 @@ func TestFaults(t *testing.T) {
 				g.Expect(a.header.Get("Content-Type")).To(Equal(tc.contentType))
 				tc.check(g, a)
 			}
-			g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(http.StatusOK))
+			g.Expect(postToken(t, s, clientCredentialsForm(app)).status).To(Equal(http.StatusOK))
 			g.Expect(s.TokenRequests()).To(Equal(2))
 			g.Expect(s.APIRequests()).To(Equal(1))
 		})
 	}
 	t.Run("until cleared", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := s.NewClient("crm", true)
 		s.InjectFault(mautictest.FaultServerError, -1)
 		for i := 0; i < 3; i++ {
-			g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(500))
+			g.Expect(postToken(t, s, clientCredentialsForm(app)).status).To(Equal(500))
 		}
 		s.ClearFaults()
-		g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(200))
+		g.Expect(postToken(t, s, clientCredentialsForm(app)).status).To(Equal(200))
 	})
 	t.Run("slow", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := s.NewClient("crm", true)
 		s.SetSlowDelay(20 * time.Millisecond)
 		s.InjectFault(mautictest.FaultSlow, 1)
-		g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status).To(Equal(200))
+		g.Expect(postToken(t, s, clientCredentialsForm(app)).status).To(Equal(200))
 
 		// A slow answer ends with the request's context.
 		s.SetSlowDelay(time.Hour)
@@ -588,14 +562,12 @@ func TestFaults(t *testing.T) {
 }
 
 func TestCountersAndClients(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("crm", true)
 	for i := 0; i < 3; i++ {
-		postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+		postToken(t, s, clientCredentialsForm(app))
 	}
-	postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"password"}, "client_id": {app.ID}})
+	postToken(t, s, url.Values{"grant_type": {"password"}, "client_id": {app.ID}})
 	g.Expect(s.TokenRequests()).To(Equal(4))
 	g.Expect(s.TokenRequestsByGrant("client_credentials")).To(Equal(3))
 	g.Expect(s.TokenRequestsByGrant("password")).To(Equal(1))
@@ -603,13 +575,13 @@ func TestCountersAndClients(t *testing.T) {
 	g.Expect(s.IssuedAccessTokens()).To(Equal(3))
 
 	s.SetClientSecret(app.ID, "rotated")
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).firstError()).
+	g.Expect(postToken(t, s, clientCredentialsForm(app)).firstError()).
 		To(HaveKeyWithValue("type", "invalid_client"))
 	app.Secret = "rotated"
-	token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+	token := postToken(t, s, clientCredentialsForm(app)).json["access_token"].(string)
 	s.RemoveClient(app.ID)
 	g.Expect(s.AccessTokenValid(token)).To(BeFalse())
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).firstError()).
+	g.Expect(postToken(t, s, clientCredentialsForm(app)).firstError()).
 		To(HaveKeyWithValue("type", "invalid_client"))
 
 	s.ResetCounters()
@@ -621,24 +593,20 @@ func TestCountersAndClients(t *testing.T) {
 }
 
 func TestRFC6749Errors(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	s.SetRFC6749Errors(true)
 	app := s.NewClient("crm", true)
-	bad := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"x"}})
+	bad := postToken(t, s, url.Values{"grant_type": {"client_credentials"}, "client_id": {app.ID}, "client_secret": {"x"}})
 	g.Expect(bad.status).To(Equal(http.StatusUnauthorized))
 	g.Expect(bad.json).To(Equal(map[string]any{"error": "invalid_client", "error_description": mautictest.MessageInvalidClient}))
-	grant := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID},
+	grant := postToken(t, s, url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID},
 		"client_secret": {app.Secret}, "refresh_token": {"x"}})
 	g.Expect(grant.status).To(Equal(http.StatusBadRequest))
 	g.Expect(grant.json).To(HaveKeyWithValue("error", "invalid_grant"))
 }
 
 func TestRoutes(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	login := get(t, s.URL()+"/api")
 	g.Expect(login.status).To(Equal(http.StatusNotFound))
 	g.Expect(login.header.Get("Content-Type")).To(Equal("application/json"))
@@ -693,9 +661,7 @@ func TestStartOn(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("crm", true)
 	var wg sync.WaitGroup
 	for i := 0; i < 20; i++ {
@@ -714,6 +680,19 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	g.Expect(s.TokenRequests()).To(Equal(20))
 	g.Expect(s.IssuedAccessTokens()).To(Equal(20))
+}
+
+// parallelServer marks t parallel and returns its assertions and a test server of its own.
+func parallelServer(t *testing.T) (Gomega, *mautictest.Server) {
+	t.Helper()
+	t.Parallel()
+	return NewWithT(t), mautictest.NewServerFor(t)
+}
+
+// postToken posts form to the token endpoint of s, with the header pairs given.
+func postToken(t *testing.T, s *mautictest.Server, form url.Values, header ...string) answer {
+	t.Helper()
+	return postForm(t, s.URL()+"/oauth/v2/token", form, header...)
 }
 
 func refreshForm(app mautictest.ClientApp, refreshToken string) url.Values {
@@ -793,9 +772,7 @@ func TestFaultsThatRotate(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault.String(), func(t *testing.T) {
-			t.Parallel()
-			g := NewWithT(t)
-			s := mautictest.NewServerFor(t)
+			g, s := parallelServer(t)
 			s.SetSlowDelay(20 * time.Millisecond)
 			app := s.NewClient("cli", false)
 			seeded := s.IssueRefreshToken(app.ID)
@@ -818,7 +795,7 @@ func TestFaultsThatRotate(t *testing.T) {
 			g.Expect(s.RefreshTokenValid(seeded)).To(BeFalse())
 			g.Expect(s.IssuedAccessTokens()).To(Equal(1))
 			g.Expect(s.RefreshTokensIssued()).To(Equal(1))
-			reused := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded))
+			reused := postToken(t, s, refreshForm(app, seeded))
 			g.Expect(reused.status).To(Equal(http.StatusBadRequest))
 			g.Expect(reused.firstError()).To(HaveKeyWithValue("type", "invalid_grant"))
 			g.Expect(s.ReusedRefreshTokens()).To(Equal(1))
@@ -831,12 +808,10 @@ func TestFaultsThatRotateLeaveErrorAnswers(t *testing.T) {
 	t.Parallel()
 	for _, fault := range []mautictest.Fault{mautictest.FaultFractionalExpiresIn, mautictest.FaultUnusableAnswer, mautictest.FaultUnusableAnswerNoToken} {
 		t.Run(fault.String(), func(t *testing.T) {
-			t.Parallel()
-			g := NewWithT(t)
-			s := mautictest.NewServerFor(t)
+			g, s := parallelServer(t)
 			app := s.NewClient("cli", false)
 			s.InjectFault(fault, 1)
-			a := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token"))
+			a := postToken(t, s, refreshForm(app, "not-a-refresh-token"))
 			g.Expect(a.status).To(Equal(http.StatusBadRequest))
 			g.Expect(a.header.Get("Content-Type")).To(Equal("application/json"))
 			g.Expect(a.firstError()).To(HaveKeyWithValue("type", "invalid_grant"))
@@ -846,9 +821,7 @@ func TestFaultsThatRotateLeaveErrorAnswers(t *testing.T) {
 }
 
 func TestFaultDropAfterReadDropsErrorAnswers(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("cli", false)
 	s.InjectFault(mautictest.FaultDropAfterRead, 1)
 	resp, err := noRedirects.Do(formRequest(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token")))
@@ -856,19 +829,17 @@ func TestFaultDropAfterReadDropsErrorAnswers(t *testing.T) {
 		_ = resp.Body.Close()
 	}
 	g.Expect(err).To(HaveOccurred())
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "not-a-refresh-token")).status).To(Equal(http.StatusBadRequest))
+	g.Expect(postToken(t, s, refreshForm(app, "not-a-refresh-token")).status).To(Equal(http.StatusBadRequest))
 }
 
 func TestFaultFractionalExpiresInIsTrue(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	fakeClock := clocktesting.NewFakePassiveClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s.SetClock(fakeClock)
 	s.SetAccessTokenLifetime(10 * time.Minute)
 	app := s.NewClient("crm", true)
 	s.InjectFault(mautictest.FaultFractionalExpiresIn, 1)
-	a := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	a := postToken(t, s, clientCredentialsForm(app))
 	g.Expect(a.raw).To(ContainSubstring(`"expires_in":600.5,`))
 	token := a.json["access_token"].(string)
 	fakeClock.SetTime(fakeClock.Now().Add(600 * time.Second))
@@ -891,9 +862,7 @@ func TestSlowFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.fault.String(), func(t *testing.T) {
-			t.Parallel()
-			g := NewWithT(t)
-			s := mautictest.NewServerFor(t)
+			g, s := parallelServer(t)
 			app := s.NewClient("cli", false)
 			seeded := s.IssueRefreshToken(app.ID)
 			s.SetSlowDelay(time.Hour)
@@ -936,11 +905,9 @@ func TestSlowFaults(t *testing.T) {
 }
 
 func TestFaultsOnAPIRequests(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("crm", true)
-	token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+	token := postToken(t, s, clientCredentialsForm(app)).json["access_token"].(string)
 	self := func() (int, error) {
 		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, s.URL()+"/api/users/self", nil)
 		g.Expect(err).NotTo(HaveOccurred())
@@ -970,45 +937,43 @@ func TestFaultsOnAPIRequests(t *testing.T) {
 	for _, fault := range []mautictest.Fault{mautictest.FaultFractionalExpiresIn, mautictest.FaultUnusableAnswer, mautictest.FaultUnusableAnswerNoToken} {
 		s.InjectFault(fault, 1)
 		g.Expect(self()).To(Equal(http.StatusOK), fault.String())
-		g.Expect(normal(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))).To(BeFalse(), fault.String())
-		g.Expect(normal(postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)))).To(BeTrue(), "one request only")
+		g.Expect(normal(postToken(t, s, clientCredentialsForm(app)))).To(BeFalse(), fault.String())
+		g.Expect(normal(postToken(t, s, clientCredentialsForm(app)))).To(BeTrue(), "one request only")
 	}
 	g.Expect(s.APIRequests()).To(Equal(5))
 }
 
 func TestRefreshTokenCounters(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	const redirect = "http://127.0.0.1:8085/callback"
 	app, other := s.NewClient("cli", true), s.NewClient("other", false)
 	seeded := s.IssueRefreshToken(app.ID)
 	g.Expect(s.RefreshTokensIssued()).To(BeZero(), "seeded tokens are not counted")
 
-	postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app))
+	postToken(t, s, clientCredentialsForm(app))
 	g.Expect(s.RefreshTokensIssued()).To(BeZero(), "client_credentials issues no refresh token")
 	code := s.IssueAuthorizationCode(app.ID, redirect)
-	exchanged := postForm(t, s.URL()+"/oauth/v2/token", url.Values{"grant_type": {"authorization_code"}, "client_id": {app.ID},
+	exchanged := postToken(t, s, url.Values{"grant_type": {"authorization_code"}, "client_id": {app.ID},
 		"client_secret": {app.Secret}, "code": {code}, "redirect_uri": {redirect}})
 	g.Expect(exchanged.status).To(Equal(http.StatusOK), exchanged.raw)
-	rotated := postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded))
+	rotated := postToken(t, s, refreshForm(app, seeded))
 	g.Expect(rotated.status).To(Equal(http.StatusOK), rotated.raw)
 	g.Expect(s.RefreshTokensIssued()).To(Equal(2))
 	g.Expect(s.ReusedRefreshTokens()).To(BeZero())
 
 	// Every attempt to spend the rotated token counts: faults, another client and a disabled API included.
 	s.InjectFault(mautictest.FaultServerError, 1)
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusInternalServerError))
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(other, seeded)).status).To(Equal(http.StatusBadRequest))
+	g.Expect(postToken(t, s, refreshForm(app, seeded)).status).To(Equal(http.StatusInternalServerError))
+	g.Expect(postToken(t, s, refreshForm(other, seeded)).status).To(Equal(http.StatusBadRequest))
 	s.SetAPIEnabled(false)
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusForbidden))
+	g.Expect(postToken(t, s, refreshForm(app, seeded)).status).To(Equal(http.StatusForbidden))
 	s.SetAPIEnabled(true)
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, seeded)).status).To(Equal(http.StatusBadRequest))
+	g.Expect(postToken(t, s, refreshForm(app, seeded)).status).To(Equal(http.StatusBadRequest))
 	g.Expect(s.ReusedRefreshTokens()).To(Equal(4))
 	// A token that was never issued, or revoked, is not a reused one.
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, "never-issued")).status).To(Equal(http.StatusBadRequest))
+	g.Expect(postToken(t, s, refreshForm(app, "never-issued")).status).To(Equal(http.StatusBadRequest))
 	s.RevokeRefreshTokens(app.ID)
-	g.Expect(postForm(t, s.URL()+"/oauth/v2/token", refreshForm(app, rotated.json["refresh_token"].(string))).status).To(Equal(http.StatusBadRequest))
+	g.Expect(postToken(t, s, refreshForm(app, rotated.json["refresh_token"].(string))).status).To(Equal(http.StatusBadRequest))
 	g.Expect(s.ReusedRefreshTokens()).To(Equal(4))
 
 	s.ResetCounters()
@@ -1017,9 +982,7 @@ func TestRefreshTokenCounters(t *testing.T) {
 }
 
 func TestConcurrentRefreshCountsOneReuse(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("cli", false)
 	for round := 0; round < 10; round++ {
 		seeded := s.IssueRefreshToken(app.ID)
@@ -1057,7 +1020,7 @@ func TestInjectRandomFaults(t *testing.T) {
 	statuses := func(t *testing.T, s *mautictest.Server, app mautictest.ClientApp, n int) []int {
 		result := make([]int, 0, n)
 		for i := 0; i < n; i++ {
-			result = append(result, postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).status)
+			result = append(result, postToken(t, s, clientCredentialsForm(app)).status)
 		}
 		return result
 	}
@@ -1078,9 +1041,7 @@ func TestInjectRandomFaults(t *testing.T) {
 		g.Expect(runs[0]).To(ContainElements(http.StatusOK, http.StatusInternalServerError, http.StatusServiceUnavailable))
 	})
 	t.Run("probability", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := s.NewClient("crm", true)
 		s.InjectRandomFaults(faults, 1, 1)
 		g.Expect(statuses(t, s, app, 10)).NotTo(ContainElement(http.StatusOK))
@@ -1090,11 +1051,9 @@ func TestInjectRandomFaults(t *testing.T) {
 		g.Expect(statuses(t, s, app, 3)).To(HaveEach(http.StatusOK))
 	})
 	t.Run("until cleared, API requests untouched", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := s.NewClient("crm", true)
-		token := postForm(t, s.URL()+"/oauth/v2/token", clientCredentialsForm(app)).json["access_token"].(string)
+		token := postToken(t, s, clientCredentialsForm(app)).json["access_token"].(string)
 		s.InjectRandomFaults([]mautictest.Fault{mautictest.FaultServerError}, 1, 1)
 		g.Expect(get(t, s.URL()+"/api/users/self", "Authorization", "Bearer "+token).status).To(Equal(http.StatusOK))
 		g.Expect(statuses(t, s, app, 3)).To(HaveEach(http.StatusInternalServerError))
@@ -1106,9 +1065,7 @@ func TestInjectRandomFaults(t *testing.T) {
 		g.Expect(statuses(t, s, app, 2)).To(Equal([]int{http.StatusServiceUnavailable, http.StatusOK}), "InjectFault replaces random faults")
 	})
 	t.Run("concurrent use", func(t *testing.T) {
-		t.Parallel()
-		g := NewWithT(t)
-		s := mautictest.NewServerFor(t)
+		g, s := parallelServer(t)
 		app := s.NewClient("crm", true)
 		s.InjectRandomFaults(faults, 0.5, 3)
 		var wg sync.WaitGroup
@@ -1129,17 +1086,15 @@ func TestInjectRandomFaults(t *testing.T) {
 }
 
 func TestEchoRequests(t *testing.T) {
-	t.Parallel()
-	g := NewWithT(t)
-	s := mautictest.NewServerFor(t)
+	g, s := parallelServer(t)
 	app := s.NewClient("crm", true)
 	form := url.Values{"grant_type": {"refresh_token"}, "client_id": {app.ID}, "client_secret": {"wrong/secret+x"}, "refresh_token": {"rt/1"}}
 
-	quiet := postForm(t, s.URL()+"/oauth/v2/token", form)
+	quiet := postToken(t, s, form)
 	g.Expect(quiet.firstError()).To(HaveKeyWithValue("message", mautictest.MessageInvalidClient))
 
 	s.SetEchoRequests(true)
-	echoed := postForm(t, s.URL()+"/oauth/v2/token", form)
+	echoed := postToken(t, s, form)
 	g.Expect(echoed.status).To(Equal(http.StatusBadRequest))
 	message, _ := echoed.firstError()["message"].(string)
 	g.Expect(message).To(HavePrefix(mautictest.MessageInvalidClient + " (request: "))
