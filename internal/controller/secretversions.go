@@ -197,21 +197,14 @@ func (s *versionStore) Add(obj any) error {
 
 func (s *versionStore) Update(obj any) error { return s.Add(obj) }
 
+// Delete forgets a Secret the watch saw deleted. (Reflectors hand their store the object itself;
+// only a DeltaFIFO makes tombstones, and none stands between the reflector and this store.)
 func (s *versionStore) Delete(obj any) error {
-	var key types.NamespacedName
-	if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
-		ns, name, err := toolscache.SplitMetaNamespaceKey(tombstone.Key)
-		if err != nil {
-			return err
-		}
-		key = types.NamespacedName{Namespace: ns, Name: name}
-	} else {
-		meta, err := apimeta.Accessor(obj)
-		if err != nil {
-			return err
-		}
-		key = types.NamespacedName{Namespace: meta.GetNamespace(), Name: meta.GetName()}
+	meta, err := apimeta.Accessor(obj)
+	if err != nil {
+		return err
 	}
+	key := types.NamespacedName{Namespace: meta.GetNamespace(), Name: meta.GetName()}
 	s.mu.Lock()
 	_, seen := s.versions[key]
 	delete(s.versions, key)

@@ -7,7 +7,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	toolscache "k8s.io/client-go/tools/cache"
 )
 
 func secretMeta(namespace, name, uid, resourceVersion string) *metav1.PartialObjectMetadata {
@@ -76,13 +75,6 @@ func TestVersionStoreReportsOnlyChanges(t *testing.T) {
 	}, {
 		name:    "deleted",
 		event:   func(s *versionStore) error { return s.Delete(secretMeta("sales", "b", "u2", "20")) },
-		changed: []types.NamespacedName{b},
-		version: map[types.NamespacedName]string{b: ""},
-	}, {
-		name: "deleted while the watch was down (a tombstone)",
-		event: func(s *versionStore) error {
-			return s.Delete(toolscache.DeletedFinalStateUnknown{Key: "sales/b", Obj: secretMeta("sales", "b", "u2", "20")})
-		},
 		changed: []types.NamespacedName{b},
 		version: map[types.NamespacedName]string{b: ""},
 	}, {
